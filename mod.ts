@@ -1,0 +1,107 @@
+/**
+ * raftd: the Raft consensus protocol for TypeScript.
+ *
+ * A {@linkcode Raft} node replicates a log of commands to a cluster of
+ * servers and applies them, in the same order on every server, to your
+ * state machine ({@linkcode FSM}). It is modelled on hashicorp/raft's API and
+ * etcd's raft core: leader election with pre-vote and check-quorum, pipelined
+ * replication with group commit, snapshots and InstallSnapshot, membership
+ * changes (voters, non-voters, staging, demote, remove), leadership transfer,
+ * barriers, ReadIndex and lease reads, observers and operator recovery.
+ *
+ * Storage and transport are pluggable: {@linkcode FileLogStore},
+ * {@linkcode FileStableStore} and {@linkcode FileSnapshotStore} keep state
+ * on disk; {@linkcode TcpTransport} talks to other servers; the memory
+ * versions serve tests.
+ *
+ * @example A three-node cluster in one process (memory stores and network)
+ * ```ts
+ * import {
+ *   type FSMEntry, MemoryLogStore, MemoryNetwork, MemorySnapshotStore, MemoryStableStore, Raft,
+ * } from "./mod.ts";
+ *
+ * class Log {
+ *   lines: string[] = [];
+ *   apply(e: FSMEntry) { return this.lines.push(new TextDecoder().decode(e.data)); }
+ *   snapshot() {
+ *     const text = JSON.stringify(this.lines);
+ *     return { persist: async (sink: { write(c: Uint8Array): Promise<void> }) => {
+ *       await sink.write(new TextEncoder().encode(text));
+ *     }, release() {} };
+ *   }
+ *   async restore(data: AsyncIterable<Uint8Array>) {
+ *     let text = "";
+ *     for await (const c of data) text += new TextDecoder().decode(c);
+ *     this.lines = JSON.parse(text);
+ *   }
+ * }
+ *
+ * const network = new MemoryNetwork();
+ * const ids = ["n1", "n2", "n3"];
+ * const nodes = await Promise.all(ids.map((id) =>
+ *   Raft.create({ id, heartbeatInterval: 20, electionTimeout: 200 }, new Log(), {
+ *     logStore: new MemoryLogStore(),
+ *     stableStore: new MemoryStableStore(),
+ *     snapshotStore: new MemorySnapshotStore(),
+ *     transport: network.transport(id),
+ *   })
+ * ));
+ * await nodes[0].bootstrapCluster({
+ *   servers: ids.map((id) => ({ id, address: id, suffrage: "voter" as const })),
+ * });
+ * let leader;
+ * while (!(leader = nodes.find((n) => n.state === "leader"))) {
+ *   await new Promise((r) => setTimeout(r, 10));
+ * }
+ * const { index, response } = await leader.apply(new TextEncoder().encode("hello"));
+ * console.log(index, response);
+ * await Promise.all(nodes.map((n) => n.shutdown()));
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type ApplyResult,
+  type IndexResult,
+  type MembershipOptions,
+  type Observation,
+  type OperationOptions,
+  Raft,
+  type RaftStats,
+  type RaftStores,
+  type ReadOptions,
+} from "./src/raft.ts";
+export { type Config, type ReloadableConfig, type ResolvedConfig, validateConfig } from "./src/config.ts";
+export type { FSM, FSMEntry, FSMSnapshot } from "./src/fsm.ts";
+export {
+  AbortError,
+  type CommitOutcome,
+  ConfigurationError,
+  CorruptionError,
+  InvalidStateError,
+  type LeaderInfo,
+  LeadershipLostError,
+  LeadershipTransferError,
+  NotLeaderError,
+  RaftError,
+  ShutdownError,
+  StorageError,
+  TimeoutError,
+} from "./src/errors.ts";
+export {
+  type Configuration,
+  type Entry,
+  EntryType,
+  type HardState,
+  type Message,
+  type RaftState,
+  type Server,
+  type ServerAddress,
+  type ServerId,
+  type SnapshotMeta,
+  type Suffrage,
+} from "./src/core/types.ts";
+export type { Histogram } from "./src/metrics.ts";
+export * from "./src/storage/mod.ts";
+export * from "./src/transport/mod.ts";

@@ -1,0 +1,1395 @@
+/**
+ * The Raft protocol as a pure, deterministic state machine (after etcd's
+ * `raft` package). Inputs: `tick()`, `step(message)`, `propose(...)`,
+ * `readIndex(...)`, membership and transfer requests, and acknowledgements
+ * that a {@linkcode Ready} was persisted. Output: `Ready` batches of entries
+ * and hard state to persist, messages to send, committed entries to apply,
+ * snapshots to install and read states to release.
+ *
+ * No I/O, no clock, no randomness of its own: the same inputs always give
+ * the same outputs, which is what makes seeded simulation possible.
+ *
+ * @module
+ */
+
+import {
+  ConfigurationError,
+  InvalidStateError,
+  LeadershipTransferError,
+  NotLeaderError,
+} from "../errors.ts";
+import { RaftLog } from "./log.ts";
+import {
+  applyChange,
+  cloneConfiguration,
+  type ConfigurationChange,
+  decodeConfiguration,
+  encodeConfiguration,
+  isVoter,
+  quorumValue,
+  voterIds,
+} from "./membership.ts";
+import { Progress } from "./progress.ts";
+import { ReadOnlyQueue } from "./read_only.ts";
+import {
+  type AppendRequest,
+  type Configuration,
+  type Entry,
+  EntryType,
+  type HardState,
+  type HeartbeatRequest,
+  type InstallSnapshotRequest,
+  type Message,
+  type RaftState,
+  type ReadState,
+  type ServerId,
+  type SnapshotMeta,
+  type VoteRequest,
+} from "./types.ts";
+
+/** Settings of the core, in ticks. */
+export interface CoreOptions {
+  /** This server's id. */
+  id: ServerId;
+  /** Ticks without a leader before an election (randomized in [n, 2n)). */
+  electionTicks: number;
+  /** Ticks between leader heartbeats. */
+  heartbeatTicks: number;
+  /** Ticks a leader may serve lease reads after a quorum acknowledged it; below `electionTicks`. */
+  leaseTicks: number;
+  /** Run a pre-vote before each election. */
+  preVote: boolean;
+  /** Leaders step down without a quorum; followers ignore votes while they have a leader. */
+  checkQuorum: boolean;
+  /** Most entries per append. */
+  maxAppendEntries: number;
+  /** Most payload bytes per append. */
+  maxAppendBytes: number;
+  /** Most pipelined appends per follower. */
+  maxInflight: number;
+  /** Staging servers within this many entries of the leader are promoted. */
+  catchupMargin: number;
+  /** Promote non-voters too once caught up. */
+  autoPromoteNonvoters: boolean;
+  /** Most committed entries per Ready. */
+  maxApplyBatch: number;
+  /** Randomness in [0, 1). */
+  random: () => number;
+}
+
+/** What a node starts from: what its storage holds. */
+export interface CoreInitialState {
+  /** Stored term, vote, commit hint. */
+  hardState?: HardState;
+  /** Newest local snapshot; the FSM has been restored from it. */
+  snapshot?: SnapshotMeta;
+  /** Stored log entries, contiguous, in order. */
+  entries: Entry[];
+}
+
+/** Role and leader, reported when they change. */
+export interface SoftState {
+  /** The node's role. */
+  state: RaftState;
+  /** Current leader, or "" when unknown. */
+  leader: ServerId;
+  /** Current term. */
+  term: number;
+}
+
+/**
+ * One batch of work for the driver. Persist `snapshot` (already stored by
+ * the transport; restore the FSM from it), then truncate the log at
+ * `entries[0].index` and append `entries`, then persist `hardState` when
+ * `mustSync`; then call {@linkcode RaftCore.advance}. `messages` may be sent
+ * at once; `committed` may be applied at once.
+ */
+export interface Ready {
+  /** Sequence number; persist and advance Readies in this order. */
+  seq: number;
+  /** Present when role, leader or term changed. */
+  softState?: SoftState;
+  /** Present when term, vote or commit changed. */
+  hardState?: HardState;
+  /** Whether term or vote changed (commit alone may be written lazily). */
+  mustSync: boolean;
+  /** A snapshot received from the leader to install. */
+  snapshot?: SnapshotMeta;
+  /** Entries to append (after truncating any stored entries from entries[0].index). */
+  entries: Entry[];
+  /** Committed entries to apply, in order. */
+  committed: Entry[];
+  /** Messages to send now. */
+  messages: Message[];
+  /** Read requests confirmed: serve once applied up to their index. */
+  readStates: ReadState[];
+  /** Read requests dropped (leadership lost). */
+  droppedReads: number[];
+}
+
+type InternalState = "follower" | "precandidate" | "candidate" | "leader";
+
+interface HeldMessage {
+  seq: number;
+  message: Message;
+}
+
+interface ConfigRecord {
+  index: number;
+  configuration: Configuration;
+}
+
+const EMPTY = new Uint8Array(0);
+const ROUND_RING = 256;
+
+/**
+ * The Raft state machine of one server.
+ *
+ * @example A single-voter cluster electing itself and committing an entry
+ * ```ts
+ * import { RaftCore } from "./raft_core.ts";
+ * import { EntryType } from "./types.ts";
+ * const core = new RaftCore({
+ *   id: "n1", electionTicks: 10, heartbeatTicks: 1, leaseTicks: 8, preVote: true,
+ *   checkQuorum: true, maxAppendEntries: 64, maxAppendBytes: 1 << 20, maxInflight: 8,
+ *   catchupMargin: 10, autoPromoteNonvoters: false, maxApplyBatch: 64, random: () => 0.5,
+ * }, { entries: [] });
+ * core.bootstrap({ servers: [{ id: "n1", address: "a", suffrage: "voter" }] });
+ * for (let i = 0; i < 40 && core.state !== "leader"; i++) {
+ *   core.tick();
+ *   while (core.hasReady()) core.advance(core.ready());
+ * }
+ * core.propose([new TextEncoder().encode("x")]);
+ * const rd = core.ready();
+ * core.advance(rd);
+ * console.log(core.ready().committed.some((e) => e.type === EntryType.Normal)); // true
+ * ```
+ */
+export class RaftCore {
+  /** This server's id. */
+  readonly id: ServerId;
+  #opts: CoreOptions;
+
+  #term = 0;
+  #vote: ServerId = "";
+  #leader: ServerId = "";
+  #state: InternalState = "follower";
+  #log: RaftLog;
+
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  /** Ticks after start during which votes are refused (keeps a leader's lease valid across our restart). */
+  #quietTicks: number;
+  #ticks = 0;
+
+  #votes = new Map<ServerId, boolean>();
+  #progress = new Map<ServerId, Progress>();
+  #leadTransferee: ServerId = "";
+  #leadTransferElapsed = 0;
+
+  #configs: ConfigRecord[] = [];
+  #snapshot: SnapshotMeta | undefined;
+  #pendingInstall: SnapshotMeta | undefined;
+
+  #readOnly = new ReadOnlyQueue();
+  #pendingReads: Array<{ id: number; lease: boolean }> = [];
+  #readRoundPending = false;
+  #hbRound = 0;
+  #roundSentTick: number[] = new Array(ROUND_RING).fill(-Infinity);
+  #selfAckedRound = 0;
+  #ackedRound = new Map<ServerId, number>();
+
+  #messages: Message[] = [];
+  #held: HeldMessage[] = [];
+  #readStates: ReadState[] = [];
+  #droppedReads: number[] = [];
+
+  #readySeq = 0;
+  #ackedSeq = 0;
+  #lastDirtySeq = 0;
+  #termVoteDirty = false;
+  #lastHardState: HardState;
+  #lastSoft: SoftState;
+
+  /** Creates the state machine from what storage holds. */
+  constructor(options: CoreOptions, initial: CoreInitialState) {
+    this.#opts = { ...options };
+    this.id = options.id;
+    const snap = initial.snapshot;
+    this.#snapshot = snap;
+    let entries = initial.entries;
+    let prevIndex = snap?.index ?? 0;
+    let prevTerm = snap?.term ?? 0;
+    if (entries.length > 0) {
+      const first = entries[0].index;
+      const lastStored = entries[entries.length - 1].index;
+      if (snap && lastStored <= snap.index) {
+        // The snapshot is newer than the whole log (a follower that installed one).
+        entries = [];
+      } else if (snap && first > snap.index + 1) {
+        throw new RangeError(
+          `stored log starts at ${first}, leaving a gap after the snapshot at ${snap.index}`,
+        );
+      } else if (!snap && first !== 1) {
+        throw new RangeError(
+          `stored log starts at ${first} but no snapshot covers the entries before it`,
+        );
+      } else if (first === 1) {
+        prevIndex = 0;
+        prevTerm = 0;
+      } else if (snap && first === snap.index + 1) {
+        // The snapshot is exactly the compaction point.
+      } else {
+        // Trailing entries kept behind the snapshot: the term before the first
+        // is unknown, so the first entry becomes the compaction point.
+        prevIndex = first;
+        prevTerm = entries[0].term;
+        entries = entries.slice(1);
+      }
+    }
+    this.#log = new RaftLog(prevIndex, prevTerm);
+    for (const e of entries) this.#log.entries.push(e);
+    const last = this.#log.lastIndex();
+    this.#log.stableIndex = last;
+    this.#log.unstableFrom = last + 1;
+    // The FSM was restored from the snapshot: entries up to it are applied.
+    const applied = Math.max(snap?.index ?? 0, prevIndex);
+    this.#log.applied = applied;
+    const hs = initial.hardState;
+    this.#term = hs?.term ?? 0;
+    this.#vote = hs?.vote ?? "";
+    // Fast restart: entries known committed are applied without waiting for a leader.
+    this.#log.committed = Math.max(applied, Math.min(hs?.commit ?? 0, last));
+
+    if (snap) {
+      this.#configs.push({ index: snap.configurationIndex, configuration: snap.configuration });
+    }
+    for (const e of this.#log.entries) {
+      if (e.type === EntryType.Configuration && e.index > (snap?.configurationIndex ?? 0)) {
+        this.#configs.push({ index: e.index, configuration: decodeConfiguration(e.data) });
+      }
+    }
+    this.#quietTicks = options.electionTicks;
+    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.#log.committed };
+    this.#lastSoft = { state: "follower", leader: "", term: this.#term };
+    this.#resetRandomizedElectionTimeout();
+  }
+
+  // ---------------------------------------------------------------- accessors
+
+  /** Current term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Vote cast in the current term, or "". */
+  get vote(): ServerId {
+    return this.#vote;
+  }
+
+  /** Role as reported publicly (a pre-candidate is a candidate). */
+  get state(): Exclude<RaftState, "shutdown"> {
+    return this.#state === "precandidate" ? "candidate" : this.#state;
+  }
+
+  /** Whether the node is running a pre-vote. */
+  get isPreCandidate(): boolean {
+    return this.#state === "precandidate";
+  }
+
+  /** Current leader id, or "". */
+  get leader(): ServerId {
+    return this.#leader;
+  }
+
+  /** Last log index. */
+  get lastIndex(): number {
+    return this.#log.lastIndex();
+  }
+
+  /** Term of the last entry. */
+  get lastTerm(): number {
+    return this.#log.lastTerm();
+  }
+
+  /** Commit index. */
+  get commitIndex(): number {
+    return this.#log.committed;
+  }
+
+  /** Highest index handed out for application. */
+  get appliedIndex(): number {
+    return this.#log.applied;
+  }
+
+  /** Highest index durable locally. */
+  get stableIndex(): number {
+    return this.#log.stableIndex;
+  }
+
+  /** First index held in memory. */
+  get firstIndex(): number {
+    return this.#log.offset;
+  }
+
+  /** Newest snapshot known locally. */
+  get snapshotMeta(): SnapshotMeta | undefined {
+    return this.#snapshot;
+  }
+
+  /** Ticks since the core started. */
+  get ticks(): number {
+    return this.#ticks;
+  }
+
+  /** Target of an ongoing leadership transfer, or "". */
+  get leadTransferee(): ServerId {
+    return this.#leadTransferee;
+  }
+
+  /** Latest configuration (in effect as soon as appended) and its index. */
+  latestConfiguration(): { index: number; configuration: Configuration } {
+    const c = this.#configs[this.#configs.length - 1];
+    return c
+      ? { index: c.index, configuration: cloneConfiguration(c.configuration) }
+      : { index: 0, configuration: { servers: [] } };
+  }
+
+  /** Latest committed configuration and its index. */
+  committedConfiguration(): { index: number; configuration: Configuration } {
+    for (let i = this.#configs.length - 1; i >= 0; i--) {
+      const c = this.#configs[i];
+      if (c.index <= this.#log.committed) {
+        return { index: c.index, configuration: cloneConfiguration(c.configuration) };
+      }
+    }
+    return { index: 0, configuration: { servers: [] } };
+  }
+
+  /** Configuration as of log `index` (for a snapshot taken there). */
+  configurationAt(index: number): { index: number; configuration: Configuration } {
+    for (let i = this.#configs.length - 1; i >= 0; i--) {
+      const c = this.#configs[i];
+      if (c.index <= index) {
+        return { index: c.index, configuration: cloneConfiguration(c.configuration) };
+      }
+    }
+    return { index: 0, configuration: { servers: [] } };
+  }
+
+  /** Term of the entry at `index`, if known. */
+  termAt(index: number): number | undefined {
+    if (this.#snapshot && index === this.#snapshot.index) return this.#snapshot.term;
+    return this.#log.term(index);
+  }
+
+  /** The entry at `index` if still held in memory. */
+  entryAt(index: number): Entry | undefined {
+    return this.#log.entry(index);
+  }
+
+  /** Replication progress per follower (leader only), for stats. */
+  progress(): ReadonlyMap<ServerId, Readonly<Progress>> {
+    return this.#progress;
+  }
+
+  /** Ticks since the leader was last heard from (followers) or since the last quorum check (leader). */
+  get electionElapsed(): number {
+    return this.#electionElapsed;
+  }
+
+  /** Whether the leader has committed an entry of its own term (needed for reads and membership changes). */
+  committedInCurrentTerm(): boolean {
+    return this.#log.term(this.#log.committed) === this.#term;
+  }
+
+  /** Change timing settings at run time. */
+  reconfigure(
+    changes: Partial<
+      Pick<CoreOptions, "electionTicks" | "heartbeatTicks" | "leaseTicks" | "autoPromoteNonvoters">
+    >,
+  ): void {
+    Object.assign(this.#opts, changes);
+    this.#resetRandomizedElectionTimeout();
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  /**
+   * Write the initial configuration of a new cluster as entry 1 (term 1).
+   * Only allowed on a node with no log, no snapshot and term 0.
+   */
+  bootstrap(configuration: Configuration): void {
+    if (this.#term !== 0 || this.#log.lastIndex() !== 0 || this.#snapshot) {
+      throw new InvalidStateError(
+        `cannot bootstrap: node already has state (term ${this.#term}, last index ${this.#log.lastIndex()})`,
+      );
+    }
+    if (!configuration.servers.some((s) => s.suffrage === "voter")) {
+      throw new ConfigurationError("bootstrap configuration must contain at least one voter");
+    }
+    this.#term = 1;
+    this.#termVoteDirty = true;
+    this.#appendLocal([{
+      index: 1,
+      term: 1,
+      type: EntryType.Configuration,
+      data: encodeConfiguration(configuration),
+    }]);
+  }
+
+  /** Advance logical time by one tick. */
+  tick(): void {
+    this.#ticks++;
+    if (this.#quietTicks > 0) this.#quietTicks--;
+    if (this.#state === "leader") this.#tickLeader();
+    else this.#tickElection();
+  }
+
+  /**
+   * Propose entries; returns the index of the first and the term. Throws
+   * {@linkcode NotLeaderError} when not the leader, and
+   * {@linkcode LeadershipTransferError} while a transfer is in progress.
+   */
+  propose(data: Uint8Array[], type: EntryType = EntryType.Normal): { index: number; term: number } {
+    this.#checkProposable();
+    const first = this.#log.lastIndex() + 1;
+    const term = this.#term;
+    const entries: Entry[] = new Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      entries[i] = { index: first + i, term, type, data: data[i] };
+    }
+    this.#appendLocal(entries);
+    return { index: first, term };
+  }
+
+  /**
+   * Propose a membership change. `prevIndex`, when non-zero, must equal the
+   * latest configuration's index (optimistic concurrency, as in hashicorp/raft).
+   */
+  proposeConfigurationChange(
+    change: ConfigurationChange,
+    prevIndex = 0,
+  ): { index: number; term: number } {
+    this.#checkProposable();
+    const latest = this.latestConfiguration();
+    if (latest.index > this.#log.committed) {
+      throw new ConfigurationError(
+        `a configuration change is in progress (index ${latest.index} not committed yet, commit index ${this.#log.committed})`,
+      );
+    }
+    if (!this.committedInCurrentTerm()) {
+      throw new ConfigurationError(
+        "the leader has not committed an entry in its term yet; retry shortly",
+      );
+    }
+    if (prevIndex !== 0 && prevIndex !== latest.index) {
+      throw new ConfigurationError(
+        `configuration changed since prevIndex ${prevIndex}: latest configuration index is ${latest.index}`,
+      );
+    }
+    let next: Configuration;
+    try {
+      next = applyChange(latest.configuration, change);
+    } catch (e) {
+      throw new ConfigurationError((e as Error).message);
+    }
+    const index = this.#log.lastIndex() + 1;
+    this.#appendLocal([{
+      index,
+      term: this.#term,
+      type: EntryType.Configuration,
+      data: encodeConfiguration(next),
+    }]);
+    return { index, term: this.#term };
+  }
+
+  /**
+   * Ask for a linearizable read point for request `id`. The answer arrives
+   * as a {@linkcode ReadState} in a later Ready (or in `droppedReads`).
+   * With `lease`, a leader whose lease is valid answers without a round trip.
+   */
+  readIndex(id: number, lease = false): void {
+    if (this.#state !== "leader") throw this.#notLeader();
+    if (!this.committedInCurrentTerm()) {
+      this.#pendingReads.push({ id, lease });
+      return;
+    }
+    this.#serveRead(id, lease);
+  }
+
+  /**
+   * Start a leadership transfer to `target` (or the most up-to-date voter).
+   * The leader refuses proposals until the transfer ends or times out
+   * (an election timeout).
+   */
+  transferLeadership(target?: ServerId): ServerId {
+    if (this.#state !== "leader") throw this.#notLeader();
+    const config = this.latestConfiguration().configuration;
+    let to = target;
+    if (to === undefined || to === "") {
+      let best: Progress | undefined;
+      for (const id of voterIds(config)) {
+        const pr = this.#progress.get(id);
+        if (pr && (!best || pr.match > best.match)) best = pr;
+      }
+      if (!best) throw new LeadershipTransferError("no other voter to transfer leadership to");
+      to = best.id;
+    }
+    if (to === this.id) throw new LeadershipTransferError(`${to} is already the leader`);
+    if (!isVoter(config, to)) {
+      throw new LeadershipTransferError(
+        `cannot transfer leadership to ${to}: not a voter in the configuration`,
+      );
+    }
+    this.#leadTransferee = to;
+    this.#leadTransferElapsed = 0;
+    const pr = this.#progress.get(to)!;
+    if (pr.match === this.#log.lastIndex()) this.#sendTimeoutNow(to);
+    else this.#sendAppend(pr, true);
+    return to;
+  }
+
+  /** A snapshot send to `to` finished (`ok`) or failed. */
+  reportSnapshot(to: ServerId, ok: boolean): void {
+    const pr = this.#progress.get(to);
+    if (!pr || pr.state !== "snapshot" || this.#state !== "leader") return;
+    if (!ok) pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    // Wait for the follower's answer (or the next heartbeat) before sending again.
+    pr.probeSent = true;
+  }
+
+  /** A message to `to` could not be delivered: stop pipelining until it answers. */
+  reportUnreachable(to: ServerId): void {
+    const pr = this.#progress.get(to);
+    if (pr && pr.state === "replicate") pr.becomeProbe();
+  }
+
+  /** The driver took a local snapshot (or installed one): remember it for followers. */
+  snapshotTaken(meta: SnapshotMeta): void {
+    if (!this.#snapshot || meta.index > this.#snapshot.index) this.#snapshot = meta;
+  }
+
+  /**
+   * Forget in-memory entries up to `index` (the driver compacted storage).
+   * Entries not yet applied or persisted are always kept.
+   */
+  compact(index: number): void {
+    if (this.#snapshot === undefined || index > this.#snapshot.index) {
+      throw new RangeError(`cannot compact to ${index}: no snapshot covers it`);
+    }
+    this.#log.compact(index);
+    // Keep the configuration in force at the compaction point.
+    while (this.#configs.length > 1 && this.#configs[1].index <= this.#log.prevIndex()) {
+      this.#configs.shift();
+    }
+  }
+
+  /**
+   * Highest index the log may be compacted to without forcing a follower
+   * that is receiving a snapshot into another snapshot (hashicorp/raft #697).
+   */
+  compactionFloor(): number {
+    let floor = Infinity;
+    if (this.#state === "leader") {
+      for (const pr of this.#progress.values()) {
+        if (pr.state === "snapshot") floor = Math.min(floor, pr.pendingSnapshot);
+      }
+    }
+    return floor;
+  }
+
+  /**
+   * Leader only: replace the whole state by a user snapshot (operator
+   * restore). The snapshot takes index `lastIndex + 1` so every follower
+   * must install it.
+   */
+  installUserSnapshot(
+    configuration: { index: number; configuration: Configuration },
+  ): SnapshotMeta {
+    if (this.#state !== "leader") throw this.#notLeader();
+    const meta: SnapshotMeta = {
+      index: this.#log.lastIndex() + 1,
+      term: this.#term,
+      configuration: cloneConfiguration(configuration.configuration),
+      configurationIndex: configuration.index,
+    };
+    if (this.#log.hasUnstable() || this.#log.stableIndex < this.#log.lastIndex()) {
+      throw new InvalidStateError("cannot restore while log entries are being written; retry");
+    }
+    this.#log.restore(meta.index, meta.term);
+    this.#snapshot = meta;
+    this.#configs = [{ index: meta.configurationIndex, configuration: meta.configuration }];
+    for (const pr of this.#progress.values()) {
+      pr.match = Math.min(pr.match, meta.index - 1);
+      pr.becomeProbe();
+      pr.next = pr.match + 1;
+    }
+    return meta;
+  }
+
+  /** Process one incoming message. Malformed or stale messages are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id) return;
+    if (m.term > this.#term) {
+      if (m.type === "vote") {
+        const inLease = this.#opts.checkQuorum && this.#leader !== "" &&
+          this.#electionElapsed < this.#opts.electionTicks;
+        if (!m.leadershipTransfer && (inLease || this.#quietTicks > 0)) return;
+      }
+      if (m.type === "vote" && m.preVote) {
+        // A pre-vote never changes our term.
+      } else if (m.type === "vote_resp" && m.preVote && m.granted) {
+        // Granted pre-votes carry the future term; the term changes only on the real election.
+      } else if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
+        this.#becomeFollower(m.term, m.from);
+      } else {
+        this.#becomeFollower(m.term, "");
+      }
+    } else if (m.term < this.#term) {
+      if (
+        (this.#opts.checkQuorum || this.#opts.preVote) &&
+        (m.type === "append" || m.type === "heartbeat")
+      ) {
+        // Tell a stale leader about the newer term, or it never learns of it
+        // while our pre-votes fail against its followers.
+        this.#send(
+          {
+            type: "append_resp",
+            term: this.#term,
+            from: this.id,
+            to: m.from,
+            success: false,
+            index: 0,
+            hintIndex: 0,
+            hintTerm: 0,
+          },
+          false,
+        );
+      } else if (m.type === "vote" && m.preVote) {
+        this.#send(
+          {
+            type: "vote_resp",
+            term: this.#term,
+            from: this.id,
+            to: m.from,
+            granted: false,
+            preVote: true,
+          },
+          false,
+        );
+      }
+      return;
+    }
+
+    if (m.type === "vote") {
+      this.#handleVote(m);
+      return;
+    }
+    switch (this.#state) {
+      case "leader":
+        this.#stepLeader(m);
+        break;
+      case "candidate":
+      case "precandidate":
+        this.#stepCandidate(m);
+        break;
+      case "follower":
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  // ------------------------------------------------------------------ output
+
+  /** Whether a Ready has something in it. */
+  hasReady(): boolean {
+    this.#prepareLeaderMessages();
+    return this.#messages.length > 0 || this.#log.hasUnstable() || this.#log.hasCommitted() ||
+      this.#readStates.length > 0 || this.#droppedReads.length > 0 ||
+      this.#pendingInstall !== undefined ||
+      this.#termVoteDirty || this.#hardStateChanged() || this.#softStateChanged();
+  }
+
+  /** Take the next batch of work. See {@linkcode Ready}. */
+  ready(): Ready {
+    this.#prepareLeaderMessages();
+    const seq = ++this.#readySeq;
+    const entries = this.#log.takeUnstable();
+    const snapshot = this.#pendingInstall;
+    this.#pendingInstall = undefined;
+    const mustSync = this.#termVoteDirty || entries.length > 0 || snapshot !== undefined;
+    if (mustSync) this.#lastDirtySeq = seq;
+    this.#termVoteDirty = false;
+    const rd: Ready = {
+      seq,
+      mustSync,
+      entries,
+      committed: this.#log.takeCommitted(this.#opts.maxApplyBatch),
+      messages: this.#messages,
+      readStates: this.#readStates,
+      droppedReads: this.#droppedReads,
+    };
+    if (snapshot) rd.snapshot = snapshot;
+    if (this.#hardStateChanged()) {
+      this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.#log.committed };
+      rd.hardState = { ...this.#lastHardState };
+    }
+    if (this.#softStateChanged()) {
+      this.#lastSoft = { state: this.state, leader: this.#leader, term: this.#term };
+      rd.softState = { ...this.#lastSoft };
+    }
+    this.#messages = [];
+    this.#readStates = [];
+    this.#droppedReads = [];
+    return rd;
+  }
+
+  /** Everything in `rd` (and in every earlier Ready) is durable. */
+  advance(rd: Ready): void {
+    if (rd.seq > this.#ackedSeq) this.#ackedSeq = rd.seq;
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      this.#log.stableTo(last.index, last.term);
+    }
+    if (this.#held.length > 0) {
+      let kept = 0;
+      for (const h of this.#held) {
+        if (h.seq <= this.#ackedSeq) this.#messages.push(h.message);
+        else this.#held[kept++] = h;
+      }
+      this.#held.length = kept;
+    }
+    if (this.#state === "leader" && rd.entries.length > 0) this.#maybeCommit();
+  }
+
+  // --------------------------------------------------------------- internals
+
+  #notLeader(): NotLeaderError {
+    const server = this.latestConfiguration().configuration.servers.find((s) =>
+      s.id === this.#leader
+    );
+    return new NotLeaderError(
+      this.#leader ? { id: this.#leader, address: server?.address ?? "" } : undefined,
+    );
+  }
+
+  #checkProposable(): void {
+    if (this.#state !== "leader") throw this.#notLeader();
+    if (this.#leadTransferee !== "") {
+      throw new LeadershipTransferError(
+        `leadership transfer to ${this.#leadTransferee} in progress; proposals are refused until it ends`,
+      );
+    }
+  }
+
+  #hardStateChanged(): boolean {
+    const h = this.#lastHardState;
+    return h.term !== this.#term || h.vote !== this.#vote || h.commit !== this.#log.committed;
+  }
+
+  #softStateChanged(): boolean {
+    const s = this.#lastSoft;
+    return s.state !== this.state || s.leader !== this.#leader || s.term !== this.#term;
+  }
+
+  /** Turn pending proposals, commit updates and read rounds into messages (batched per Ready). */
+  #prepareLeaderMessages(): void {
+    if (this.#state !== "leader") return;
+    if (this.#readRoundPending) {
+      this.#readRoundPending = false;
+      this.#broadcastHeartbeat();
+    }
+    this.#flushAppends();
+  }
+
+  /** Queue a message; `needsPersist` holds it until the state it reflects is durable. */
+  #send(message: Message, needsPersist: boolean): void {
+    if (!needsPersist) {
+      this.#messages.push(message);
+      return;
+    }
+    const dirtyNow = this.#termVoteDirty || this.#log.hasUnstable() ||
+      this.#pendingInstall !== undefined;
+    const seq = dirtyNow ? this.#readySeq + 1 : this.#lastDirtySeq;
+    if (seq <= this.#ackedSeq) this.#messages.push(message);
+    else this.#held.push({ seq, message });
+  }
+
+  #resetRandomizedElectionTimeout(): void {
+    const n = this.#opts.electionTicks;
+    this.#randomizedElectionTimeout = n + Math.floor(this.#opts.random() * n);
+  }
+
+  #reset(term: number): void {
+    if (this.#term !== term) {
+      this.#term = term;
+      this.#vote = "";
+      this.#termVoteDirty = true;
+    }
+    this.#leader = "";
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#resetRandomizedElectionTimeout();
+    this.#votes.clear();
+    this.#progress.clear();
+    this.#ackedRound.clear();
+    this.#leadTransferee = "";
+    for (const id of this.#readOnly.clear()) this.#droppedReads.push(id);
+    for (const r of this.#pendingReads) this.#droppedReads.push(r.id);
+    this.#pendingReads = [];
+    this.#readRoundPending = false;
+  }
+
+  #becomeFollower(term: number, leader: ServerId): void {
+    this.#reset(term);
+    this.#state = "follower";
+    this.#leader = leader;
+  }
+
+  #becomePreCandidate(): void {
+    // Term and vote stay: a failed pre-vote must leave no trace.
+    this.#votes.clear();
+    this.#progress.clear();
+    this.#state = "precandidate";
+    this.#leader = "";
+    this.#electionElapsed = 0;
+    this.#resetRandomizedElectionTimeout();
+  }
+
+  #becomeCandidate(): void {
+    this.#reset(this.#term + 1);
+    this.#vote = this.id;
+    this.#termVoteDirty = true;
+    this.#state = "candidate";
+  }
+
+  #becomeLeader(): void {
+    this.#reset(this.#term);
+    this.#state = "leader";
+    this.#leader = this.id;
+    const last = this.#log.lastIndex();
+    for (const s of this.latestConfiguration().configuration.servers) {
+      if (s.id === this.id) continue;
+      const pr = new Progress(s.id, last + 1, this.#opts.maxInflight);
+      pr.recentActive = true;
+      this.#progress.set(s.id, pr);
+    }
+    // A no-op of the new term lets earlier entries commit (§5.4.2) and
+    // confirms the leader can serve reads.
+    this.#appendLocal([{ index: last + 1, term: this.#term, type: EntryType.Noop, data: EMPTY }]);
+  }
+
+  #promotable(): boolean {
+    return isVoter(this.latestConfiguration().configuration, this.id) &&
+      this.#pendingInstall === undefined;
+  }
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
+      this.#campaign(this.#opts.preVote ? "pre" : "real", false);
+    }
+  }
+
+  #tickLeader(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#leadTransferee !== "") {
+      this.#leadTransferElapsed++;
+      if (this.#leadTransferElapsed >= this.#opts.electionTicks) this.#leadTransferee = "";
+    }
+    if (this.#electionElapsed >= this.#opts.electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#opts.checkQuorum) {
+        if (!this.#quorumActive()) {
+          this.#becomeFollower(this.#term, "");
+          return;
+        }
+        for (const pr of this.#progress.values()) pr.recentActive = false;
+      }
+    }
+    if (this.#heartbeatElapsed >= this.#opts.heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#broadcastHeartbeat();
+    }
+    this.#maybePromote();
+  }
+
+  #quorumActive(): boolean {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    if (voters.length === 0) return false;
+    let active = 0;
+    for (const id of voters) {
+      if (id === this.id || this.#progress.get(id)?.recentActive) active++;
+    }
+    return active >= Math.floor(voters.length / 2) + 1;
+  }
+
+  #leaseValid(): boolean {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    let fresh = 0;
+    for (const id of voters) {
+      if (id === this.id) fresh++;
+      else {
+        const pr = this.#progress.get(id);
+        if (pr && this.#ticks - pr.leaseTick < this.#opts.leaseTicks) fresh++;
+      }
+    }
+    return fresh >= Math.floor(voters.length / 2) + 1;
+  }
+
+  #campaign(kind: "pre" | "real", transfer: boolean): void {
+    if (kind === "pre") this.#becomePreCandidate();
+    else this.#becomeCandidate();
+    const voteTerm = kind === "pre" ? this.#term + 1 : this.#term;
+    const voters = voterIds(this.latestConfiguration().configuration);
+    this.#votes.set(this.id, true);
+    if (this.#tally().granted >= Math.floor(voters.length / 2) + 1) {
+      if (kind === "pre") this.#campaign("real", transfer);
+      else this.#becomeLeader();
+      return;
+    }
+    const lastLogIndex = this.#log.lastIndex();
+    const lastLogTerm = this.#log.lastTerm();
+    for (const id of voters) {
+      if (id === this.id) continue;
+      const m: VoteRequest = {
+        type: "vote",
+        term: voteTerm,
+        from: this.id,
+        to: id,
+        lastLogIndex,
+        lastLogTerm,
+        preVote: kind === "pre",
+        leadershipTransfer: transfer,
+      };
+      this.#send(m, true);
+    }
+  }
+
+  #tally(): { granted: number; rejected: number } {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    let granted = 0;
+    let rejected = 0;
+    for (const id of voters) {
+      const v = this.#votes.get(id);
+      if (v === true) granted++;
+      else if (v === false) rejected++;
+    }
+    return { granted, rejected };
+  }
+
+  #handleVote(m: VoteRequest): void {
+    const canVote = this.#vote === m.from || (this.#vote === "" && this.#leader === "") ||
+      (m.preVote && m.term > this.#term);
+    const config = this.latestConfiguration().configuration;
+    // A server that is not a voter in our configuration (e.g. one removed
+    // that has not heard) must not disrupt the cluster.
+    const known = config.servers.length === 0 || isVoter(config, m.from);
+    if (canVote && known && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+      if (!m.preVote) {
+        this.#electionElapsed = 0;
+        this.#vote = m.from;
+        this.#termVoteDirty = true;
+      }
+      this.#send({
+        type: "vote_resp",
+        term: m.term,
+        from: this.id,
+        to: m.from,
+        granted: true,
+        preVote: m.preVote,
+      }, true);
+    } else {
+      this.#send(
+        {
+          type: "vote_resp",
+          term: this.#term,
+          from: this.id,
+          to: m.from,
+          granted: false,
+          preVote: m.preVote,
+        },
+        true,
+      );
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "append":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleAppend(m);
+        break;
+      case "heartbeat":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleHeartbeat(m);
+        break;
+      case "snapshot":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleSnapshot(m);
+        break;
+      case "vote_resp": {
+        if (m.preVote !== (this.#state === "precandidate")) return;
+        this.#votes.set(m.from, m.granted);
+        const { granted, rejected } = this.#tally();
+        const quorum = Math.floor(voterIds(this.latestConfiguration().configuration).length / 2) +
+          1;
+        if (granted >= quorum) {
+          if (this.#state === "precandidate") this.#campaign("real", false);
+          else this.#becomeLeader();
+        } else if (rejected >= quorum) {
+          this.#becomeFollower(this.#term, "");
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case "append":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleAppend(m);
+        break;
+      case "heartbeat":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleHeartbeat(m);
+        break;
+      case "snapshot":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleSnapshot(m);
+        break;
+      case "timeout_now":
+        if (this.#promotable()) this.#campaign("real", true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #handleAppend(m: AppendRequest): void {
+    const log = this.#log;
+    if (m.prevIndex < log.committed) {
+      // Everything up to our commit index is settled; acknowledge it and let
+      // the leader resend the rest.
+      this.#send(this.#appendResp(m.from, true, log.committed), true);
+      return;
+    }
+    if (log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const lastNew = m.prevIndex + m.entries.length;
+      const conflict = log.findConflict(m.entries);
+      if (conflict !== 0) {
+        if (conflict <= log.committed) {
+          throw new Error(
+            `safety violation: entry ${conflict} conflicts with committed index ${log.committed}`,
+          );
+        }
+        this.#appendLocal(m.entries.slice(conflict - m.entries[0].index));
+      }
+      log.commitTo(Math.min(m.commit, lastNew));
+      this.#send(this.#appendResp(m.from, true, lastNew), true);
+    } else {
+      const hint = log.findConflictByTerm(Math.min(m.prevIndex, log.lastIndex()), m.prevTerm);
+      this.#send(
+        {
+          type: "append_resp",
+          term: this.#term,
+          from: this.id,
+          to: m.from,
+          success: false,
+          index: m.prevIndex,
+          hintIndex: hint.index,
+          hintTerm: hint.term,
+        },
+        true,
+      );
+    }
+  }
+
+  #appendResp(to: ServerId, success: boolean, index: number): Message {
+    return {
+      type: "append_resp",
+      term: this.#term,
+      from: this.id,
+      to,
+      success,
+      index,
+      hintIndex: 0,
+      hintTerm: 0,
+    };
+  }
+
+  #handleHeartbeat(m: HeartbeatRequest): void {
+    this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
+    this.#send({
+      type: "heartbeat_resp",
+      term: this.#term,
+      from: this.id,
+      to: m.from,
+      context: m.context,
+    }, true);
+  }
+
+  #handleSnapshot(m: InstallSnapshotRequest): void {
+    const meta = m.meta;
+    const log = this.#log;
+    if (meta.index <= log.committed) {
+      this.#send(this.#appendResp(m.from, true, log.committed), true);
+      return;
+    }
+    if (log.matchTerm(meta.index, meta.term)) {
+      // We already hold the snapshot's last entry: the log agrees up to it.
+      log.commitTo(meta.index);
+      this.#send(this.#appendResp(m.from, true, log.committed), true);
+      return;
+    }
+    log.restore(meta.index, meta.term);
+    // restore() marks the point stable; it is durable once the driver persists the Ready.
+    this.#snapshot = meta;
+    this.#pendingInstall = meta;
+    this.#configs = [{
+      index: meta.configurationIndex,
+      configuration: cloneConfiguration(meta.configuration),
+    }];
+    this.#send(this.#appendResp(m.from, true, meta.index), true);
+  }
+
+  /** Append entries to our log (leader proposals or follower replication). */
+  #appendLocal(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const first = entries[0].index;
+    if (first <= this.#log.lastIndex()) {
+      // Truncating a suffix may drop configurations that only lived there.
+      while (this.#configs.length > 0 && this.#configs[this.#configs.length - 1].index >= first) {
+        this.#configs.pop();
+      }
+    }
+    this.#log.append(entries);
+    for (const e of entries) {
+      if (e.type === EntryType.Configuration) {
+        this.#configs.push({ index: e.index, configuration: decodeConfiguration(e.data) });
+        if (this.#state === "leader") this.#syncProgress();
+      }
+    }
+  }
+
+  /** Keep one Progress per server of the latest configuration. */
+  #syncProgress(): void {
+    const servers = this.latestConfiguration().configuration.servers;
+    const ids = new Set(servers.map((s) => s.id));
+    for (const id of [...this.#progress.keys()]) {
+      if (!ids.has(id)) this.#progress.delete(id);
+    }
+    for (const s of servers) {
+      if (s.id === this.id || this.#progress.has(s.id)) continue;
+      const pr = new Progress(s.id, this.#log.lastIndex(), this.#opts.maxInflight);
+      pr.recentActive = true;
+      this.#progress.set(s.id, pr);
+    }
+  }
+
+  #stepLeader(m: Message): void {
+    const pr = this.#progress.get(m.from);
+    if (!pr) return;
+    if (m.type === "append_resp") {
+      pr.recentActive = true;
+      pr.lastHeardTick = this.#ticks;
+      if (!m.success) {
+        // A stale-term notice (index 0) carries no replication information.
+        if (m.index === 0 && m.hintIndex === 0 && m.hintTerm === 0) return;
+        let nextProbe = m.hintIndex;
+        if (m.hintTerm > 0) nextProbe = this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
+        if (pr.maybeDecrTo(m.index, nextProbe)) {
+          if (pr.state === "replicate") pr.becomeProbe();
+          this.#sendAppend(pr, true);
+        }
+        return;
+      }
+      const wasPaused = pr.isPaused();
+      if (pr.maybeUpdate(m.index)) {
+        if (pr.state === "probe") pr.becomeReplicate();
+        else if (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+        else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
+        if (!this.#maybeCommit() && wasPaused) this.#sendAppend(pr, false);
+        if (this.#leadTransferee === m.from && pr.match === this.#log.lastIndex()) {
+          this.#sendTimeoutNow(m.from);
+        }
+      } else if (pr.state === "replicate") {
+        pr.inflights.freeLE(m.index);
+      }
+      return;
+    }
+    if (m.type === "heartbeat_resp") {
+      pr.recentActive = true;
+      pr.lastHeardTick = this.#ticks;
+      const sent = this.#roundSentTick[m.context % ROUND_RING];
+      if (m.context > this.#hbRound - ROUND_RING && sent > pr.leaseTick) pr.leaseTick = sent;
+      const prev = this.#ackedRound.get(m.from) ?? 0;
+      if (m.context > prev) this.#ackedRound.set(m.from, m.context);
+      if (pr.state === "probe") pr.probeSent = false;
+      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeLE(pr.match);
+      if (this.#readOnly.size > 0) this.#confirmReads();
+      return;
+    }
+  }
+
+  #confirmReads(): void {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    const rounds = voters.map((id) =>
+      id === this.id ? this.#hbRound : (this.#ackedRound.get(id) ?? 0)
+    );
+    const confirmed = quorumValue(rounds);
+    for (const rs of this.#readOnly.confirm(confirmed)) this.#readStates.push(rs);
+  }
+
+  #serveRead(id: number, lease: boolean): void {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    if (voters.length === 1 && voters[0] === this.id) {
+      this.#readStates.push({ id, index: this.#log.committed });
+      return;
+    }
+    if (lease && this.#opts.checkQuorum && this.#leaseValid()) {
+      this.#readStates.push({ id, index: this.#log.committed });
+      return;
+    }
+    this.#readOnly.add(id, this.#log.committed, this.#hbRound + 1);
+    this.#readRoundPending = true;
+  }
+
+  #broadcastHeartbeat(): void {
+    this.#hbRound++;
+    this.#roundSentTick[this.#hbRound % ROUND_RING] = this.#ticks;
+    for (const pr of this.#progress.values()) {
+      const m: HeartbeatRequest = {
+        type: "heartbeat",
+        term: this.#term,
+        from: this.id,
+        to: pr.id,
+        commit: Math.min(pr.match, this.#log.committed),
+        context: this.#hbRound,
+      };
+      this.#send(m, false);
+    }
+    // A quorum of one (ourselves) confirms at once.
+    if (this.#readOnly.size > 0) this.#confirmReads();
+  }
+
+  #flushAppends(): void {
+    for (const pr of this.#progress.values()) {
+      let sent = 0;
+      while (sent < this.#opts.maxInflight && this.#sendAppend(pr, false)) sent++;
+      if (!pr.isPaused() && pr.sentCommit < Math.min(this.#log.committed, pr.match)) {
+        this.#sendAppend(pr, true);
+      }
+    }
+  }
+
+  /** Send an append (or a snapshot) to `pr` if it is not paused. */
+  #sendAppend(pr: Progress, sendIfEmpty: boolean): boolean {
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.#log.term(prevIndex);
+    if (prevTerm === undefined) {
+      if (prevIndex > this.#log.lastIndex()) {
+        pr.next = this.#log.lastIndex() + 1;
+        return this.#sendAppend(pr, sendIfEmpty);
+      }
+      return this.#sendSnapshot(pr);
+    }
+    const last = this.#log.lastIndex();
+    const entries = pr.next <= last
+      ? this.#log.slice(pr.next, last + 1, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes)
+      : [];
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    const m: AppendRequest = {
+      type: "append",
+      term: this.#term,
+      from: this.id,
+      to: pr.id,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: this.#log.committed,
+    };
+    this.#send(m, false);
+    pr.sentEntries(prevIndex + entries.length, entries.length);
+    pr.sentCommit = this.#log.committed;
+    return true;
+  }
+
+  #sendSnapshot(pr: Progress): boolean {
+    const snap = this.#snapshot;
+    if (!snap || !pr.recentActive) return false;
+    pr.becomeSnapshot(snap.index);
+    this.#send({ type: "snapshot", term: this.#term, from: this.id, to: pr.id, meta: snap }, false);
+    return true;
+  }
+
+  #sendTimeoutNow(to: ServerId): void {
+    this.#send({ type: "timeout_now", term: this.#term, from: this.id, to }, false);
+  }
+
+  /** Advance the commit index to what a quorum of voters has durably; returns whether it moved. */
+  #maybeCommit(): boolean {
+    const voters = voterIds(this.latestConfiguration().configuration);
+    if (voters.length === 0) return false;
+    const matches = voters.map((id) =>
+      id === this.id ? this.#log.stableIndex : (this.#progress.get(id)?.match ?? 0)
+    );
+    const index = quorumValue(matches);
+    // Only entries of the current term commit by counting replicas (§5.4.2).
+    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return false;
+    this.#log.commitTo(index);
+    this.#afterCommit();
+    return true;
+  }
+
+  #afterCommit(): void {
+    if (this.#pendingReads.length > 0 && this.committedInCurrentTerm()) {
+      const reads = this.#pendingReads;
+      this.#pendingReads = [];
+      for (const r of reads) this.#serveRead(r.id, r.lease);
+    }
+    const latest = this.latestConfiguration();
+    if (latest.index <= this.#log.committed && !isVoter(latest.configuration, this.id)) {
+      // Removed or demoted: hand over to the most up-to-date voter, then step down.
+      let best: Progress | undefined;
+      for (const id of voterIds(latest.configuration)) {
+        const pr = this.#progress.get(id);
+        if (pr && (!best || pr.match > best.match)) best = pr;
+      }
+      this.#flushAppends();
+      if (best && best.match === this.#log.lastIndex()) this.#sendTimeoutNow(best.id);
+      this.#becomeFollower(this.#term, "");
+    }
+  }
+
+  /** Promote a caught-up staging server (or non-voter with autoPromote), one at a time. */
+  #maybePromote(): void {
+    if (this.#leadTransferee !== "" || !this.committedInCurrentTerm()) return;
+    const latest = this.latestConfiguration();
+    if (latest.index > this.#log.committed) return;
+    const last = this.#log.lastIndex();
+    for (const s of latest.configuration.servers) {
+      const wanted = s.suffrage === "staging" ||
+        (s.suffrage === "nonvoter" && this.#opts.autoPromoteNonvoters);
+      if (!wanted) continue;
+      const pr = this.#progress.get(s.id);
+      if (!pr || !pr.recentActive || pr.match === 0) continue;
+      if (pr.match + this.#opts.catchupMargin >= last && pr.state === "replicate") {
+        this.proposeConfigurationChange({ op: "promote", id: s.id });
+        return;
+      }
+    }
+  }
+}

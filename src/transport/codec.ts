@@ -1,0 +1,541 @@
+/**
+ * Raft messages on the wire: MessagePack arrays with the message type as a
+ * small integer and fields by position, entry data as MessagePack `bin`.
+ *
+ * ```
+ * vote           [1, term, from, to, lastLogIndex, lastLogTerm, preVote, leadershipTransfer]
+ * vote_resp      [2, term, from, to, granted, preVote]
+ * append         [3, term, from, to, prevIndex, prevTerm, commit, [index, term, type, data, ...]]
+ * append_resp    [4, term, from, to, success, index, hintIndex, hintTerm]
+ * heartbeat      [5, term, from, to, commit, context]
+ * heartbeat_resp [6, term, from, to, context]
+ * snapshot       [7, term, from, to, index, lastTerm, configurationIndex, [id, address, suffrage, ...]]
+ * timeout_now    [8, term, from, to]
+ * ```
+ *
+ * Decoding is strict: anything but a well-formed message of a known type
+ * throws {@linkcode ProtocolError}, so a peer speaking garbage never hands
+ * Raft a bad object. Decoded entry data are views of the input bytes (no copy).
+ *
+ * @module
+ */
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type {
+  Entry,
+  EntryType,
+  InstallSnapshotRequest,
+  Message,
+  Server,
+  Suffrage,
+} from "../core/types.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** Wire protocol version spoken by this codec and the TCP transport's handshake. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * The integer that stands for each message type on the wire.
+ *
+ * @example
+ * ```ts
+ * import { MESSAGE_TYPE_CODES } from "./codec.ts";
+ * console.log(MESSAGE_TYPE_CODES.append); // 3
+ * ```
+ */
+export const MESSAGE_TYPE_CODES: Readonly<Record<Message["type"], number>> = Object.freeze({
+  vote: 1,
+  vote_resp: 2,
+  append: 3,
+  append_resp: 4,
+  heartbeat: 5,
+  heartbeat_resp: 6,
+  snapshot: 7,
+  timeout_now: 8,
+});
+
+const SUFFRAGE_CODES: Readonly<Record<Suffrage, number>> = { voter: 0, nonvoter: 1, staging: 2 };
+const SUFFRAGES: readonly Suffrage[] = ["voter", "nonvoter", "staging"];
+
+// One encoder for the whole process: its buffer is reused by every message.
+// After an unusually large message it is replaced so the big buffer can be freed.
+const ENCODER_BUFFER_BYTES = 64 * 1024;
+const ENCODER_SHRINK_AFTER_BYTES = 4 * 1024 * 1024;
+let encoder = new Encoder({ initialBufferSize: ENCODER_BUFFER_BYTES });
+let lastEncodedBytes = 0;
+
+// Limits keep garbage from making the decoder allocate much before it fails.
+const MAX_ID_BYTES = 64 * 1024;
+const decoder = new Decoder({
+  maxStrLength: MAX_ID_BYTES,
+  maxMapLength: 0,
+  maxExtLength: 0,
+  keyDecoder: null,
+});
+
+function toWire(message: Message): unknown[] {
+  switch (message.type) {
+    case "vote":
+      return [
+        1,
+        message.term,
+        message.from,
+        message.to,
+        message.lastLogIndex,
+        message.lastLogTerm,
+        message.preVote === true,
+        message.leadershipTransfer === true,
+      ];
+    case "vote_resp":
+      return [
+        2,
+        message.term,
+        message.from,
+        message.to,
+        message.granted === true,
+        message.preVote === true,
+      ];
+    case "append": {
+      const entries = message.entries;
+      const flat = new Array<unknown>(entries.length * 4);
+      for (let i = 0, j = 0; i < entries.length; i++, j += 4) {
+        const e = entries[i];
+        flat[j] = e.index;
+        flat[j + 1] = e.term;
+        flat[j + 2] = e.type;
+        flat[j + 3] = e.data;
+      }
+      return [
+        3,
+        message.term,
+        message.from,
+        message.to,
+        message.prevIndex,
+        message.prevTerm,
+        message.commit,
+        flat,
+      ];
+    }
+    case "append_resp":
+      return [
+        4,
+        message.term,
+        message.from,
+        message.to,
+        message.success === true,
+        message.index,
+        message.hintIndex,
+        message.hintTerm,
+      ];
+    case "heartbeat":
+      return [5, message.term, message.from, message.to, message.commit, message.context];
+    case "heartbeat_resp":
+      return [6, message.term, message.from, message.to, message.context];
+    case "snapshot": {
+      const meta = message.meta;
+      const servers = meta.configuration.servers;
+      const flat = new Array<unknown>(servers.length * 3);
+      for (let i = 0, j = 0; i < servers.length; i++, j += 3) {
+        const s = servers[i];
+        flat[j] = s.id;
+        flat[j + 1] = s.address;
+        flat[j + 2] = SUFFRAGE_CODES[s.suffrage];
+      }
+      return [
+        7,
+        message.term,
+        message.from,
+        message.to,
+        meta.index,
+        meta.term,
+        meta.configurationIndex,
+        flat,
+      ];
+    }
+    case "timeout_now":
+      return [8, message.term, message.from, message.to];
+    default:
+      throw new TypeError(
+        `cannot encode message: expected a known message type, got ${
+          describe((message as { type?: unknown }).type)
+        }`,
+      );
+  }
+}
+
+/**
+ * Encodes `message` into a buffer shared with the next call: the returned
+ * view is valid only until `encodeMessageShared` or {@linkcode encodeMessage}
+ * is called again. The hot path copies it straight into a write batch, which
+ * saves one copy per message compared with {@linkcode encodeMessage}.
+ *
+ * @example
+ * ```ts
+ * import { encodeMessageShared } from "./codec.ts";
+ * const view = encodeMessageShared({ type: "timeout_now", term: 2, from: "n1", to: "n2" });
+ * const mine = view.slice(); // copy before encoding anything else
+ * ```
+ */
+export function encodeMessageShared(message: Message): Uint8Array {
+  if (lastEncodedBytes > ENCODER_SHRINK_AFTER_BYTES) {
+    encoder = new Encoder({ initialBufferSize: ENCODER_BUFFER_BYTES });
+  }
+  const bytes = encoder.encodeSharedRef(toWire(message));
+  lastEncodedBytes = bytes.length;
+  return bytes;
+}
+
+/**
+ * Encodes `message` into a new buffer.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage } from "./codec.ts";
+ * const bytes = encodeMessage({
+ *   type: "heartbeat", term: 3, from: "n1", to: "n2", commit: 10, context: 0,
+ * });
+ * console.log(decodeMessage(bytes).type); // "heartbeat"
+ * ```
+ */
+export function encodeMessage(message: Message): Uint8Array {
+  return encodeMessageShared(message).slice();
+}
+
+/**
+ * Decodes one message, validating every field.
+ *
+ * Entry data in the result are views of `bytes`: do not modify `bytes`
+ * afterwards. Throws {@linkcode ProtocolError} for anything that is not a
+ * well-formed message (and nothing else for any input).
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage } from "./codec.ts";
+ * import { EntryType } from "../core/types.ts";
+ * const bytes = encodeMessage({
+ *   type: "append", term: 1, from: "n1", to: "n2", prevIndex: 0, prevTerm: 0, commit: 0,
+ *   entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array([7]) }],
+ * });
+ * const m = decodeMessage(bytes);
+ * if (m.type === "append") console.log(m.entries[0].data); // Uint8Array(1) [ 7 ]
+ * ```
+ */
+export function decodeMessage(bytes: Uint8Array): Message {
+  checkShape(bytes);
+  let raw: unknown;
+  try {
+    raw = decoder.decode(bytes);
+  } catch (e) {
+    throw new ProtocolError(`invalid MessagePack in message: ${errorText(e)}`, { cause: e });
+  }
+  return fromWire(raw);
+}
+
+function fromWire(raw: unknown): Message {
+  if (!Array.isArray(raw) || raw.length < 4) {
+    throw new ProtocolError(
+      `invalid message: expected an array of at least 4 fields, got ${describe(raw)}`,
+    );
+  }
+  const code = raw[0];
+  switch (code) {
+    case 1:
+      arity(raw, 8, "vote");
+      return {
+        type: "vote",
+        term: uint(raw[1], "vote.term"),
+        from: str(raw[2], "vote.from"),
+        to: str(raw[3], "vote.to"),
+        lastLogIndex: uint(raw[4], "vote.lastLogIndex"),
+        lastLogTerm: uint(raw[5], "vote.lastLogTerm"),
+        preVote: bool(raw[6], "vote.preVote"),
+        leadershipTransfer: bool(raw[7], "vote.leadershipTransfer"),
+      };
+    case 2:
+      arity(raw, 6, "vote_resp");
+      return {
+        type: "vote_resp",
+        term: uint(raw[1], "vote_resp.term"),
+        from: str(raw[2], "vote_resp.from"),
+        to: str(raw[3], "vote_resp.to"),
+        granted: bool(raw[4], "vote_resp.granted"),
+        preVote: bool(raw[5], "vote_resp.preVote"),
+      };
+    case 3: {
+      arity(raw, 8, "append");
+      const prevIndex = uint(raw[4], "append.prevIndex");
+      return {
+        type: "append",
+        term: uint(raw[1], "append.term"),
+        from: str(raw[2], "append.from"),
+        to: str(raw[3], "append.to"),
+        prevIndex,
+        prevTerm: uint(raw[5], "append.prevTerm"),
+        commit: uint(raw[6], "append.commit"),
+        entries: entriesFromWire(raw[7], prevIndex),
+      };
+    }
+    case 4:
+      arity(raw, 8, "append_resp");
+      return {
+        type: "append_resp",
+        term: uint(raw[1], "append_resp.term"),
+        from: str(raw[2], "append_resp.from"),
+        to: str(raw[3], "append_resp.to"),
+        success: bool(raw[4], "append_resp.success"),
+        index: uint(raw[5], "append_resp.index"),
+        hintIndex: uint(raw[6], "append_resp.hintIndex"),
+        hintTerm: uint(raw[7], "append_resp.hintTerm"),
+      };
+    case 5:
+      arity(raw, 6, "heartbeat");
+      return {
+        type: "heartbeat",
+        term: uint(raw[1], "heartbeat.term"),
+        from: str(raw[2], "heartbeat.from"),
+        to: str(raw[3], "heartbeat.to"),
+        commit: uint(raw[4], "heartbeat.commit"),
+        context: uint(raw[5], "heartbeat.context"),
+      };
+    case 6:
+      arity(raw, 5, "heartbeat_resp");
+      return {
+        type: "heartbeat_resp",
+        term: uint(raw[1], "heartbeat_resp.term"),
+        from: str(raw[2], "heartbeat_resp.from"),
+        to: str(raw[3], "heartbeat_resp.to"),
+        context: uint(raw[4], "heartbeat_resp.context"),
+      };
+    case 7:
+      arity(raw, 8, "snapshot");
+      return snapshotFromWire(raw);
+    case 8:
+      arity(raw, 4, "timeout_now");
+      return {
+        type: "timeout_now",
+        term: uint(raw[1], "timeout_now.term"),
+        from: str(raw[2], "timeout_now.from"),
+        to: str(raw[3], "timeout_now.to"),
+      };
+    default:
+      throw new ProtocolError(
+        `invalid message: expected a message type code in 1..8, got ${describe(code)}`,
+      );
+  }
+}
+
+function entriesFromWire(raw: unknown, prevIndex: number): Entry[] {
+  if (!Array.isArray(raw) || raw.length % 4 !== 0) {
+    throw new ProtocolError(
+      `invalid append.entries: expected an array of 4 fields per entry, got ${describe(raw)}`,
+    );
+  }
+  const n = raw.length / 4;
+  const entries = new Array<Entry>(n);
+  for (let i = 0, j = 0; i < n; i++, j += 4) {
+    const index = uint(raw[j], "append.entries[].index");
+    if (index !== prevIndex + 1 + i) {
+      throw new ProtocolError(
+        `invalid append.entries[${i}].index: expected ${prevIndex + 1 + i} (prevIndex + ${
+          1 + i
+        }), got ${index}`,
+      );
+    }
+    const type = raw[j + 2];
+    if (type !== 0 && type !== 1 && type !== 2) {
+      throw new ProtocolError(
+        `invalid append.entries[${i}].type: expected 0, 1 or 2, got ${describe(type)}`,
+      );
+    }
+    const data = raw[j + 3];
+    if (!(data instanceof Uint8Array)) {
+      throw new ProtocolError(
+        `invalid append.entries[${i}].data: expected binary, got ${describe(data)}`,
+      );
+    }
+    entries[i] = { index, term: uint(raw[j + 1], "append.entries[].term"), type: type as EntryType, data };
+  }
+  return entries;
+}
+
+function snapshotFromWire(raw: unknown[]): InstallSnapshotRequest {
+  const flat = raw[7];
+  if (!Array.isArray(flat) || flat.length % 3 !== 0) {
+    throw new ProtocolError(
+      `invalid snapshot.meta.configuration: expected an array of 3 fields per server, got ${
+        describe(flat)
+      }`,
+    );
+  }
+  const servers = new Array<Server>(flat.length / 3);
+  for (let i = 0, j = 0; j < flat.length; i++, j += 3) {
+    const code = flat[j + 2];
+    const suffrage = typeof code === "number" ? SUFFRAGES[code] : undefined;
+    if (suffrage === undefined) {
+      throw new ProtocolError(
+        `invalid snapshot.meta.configuration.servers[${i}].suffrage: expected 0, 1 or 2, got ${
+          describe(code)
+        }`,
+      );
+    }
+    servers[i] = {
+      id: str(flat[j], "snapshot.meta.configuration.servers[].id"),
+      address: str(flat[j + 1], "snapshot.meta.configuration.servers[].address"),
+      suffrage,
+    };
+  }
+  return {
+    type: "snapshot",
+    term: uint(raw[1], "snapshot.term"),
+    from: str(raw[2], "snapshot.from"),
+    to: str(raw[3], "snapshot.to"),
+    meta: {
+      index: uint(raw[4], "snapshot.meta.index"),
+      term: uint(raw[5], "snapshot.meta.term"),
+      configurationIndex: uint(raw[6], "snapshot.meta.configurationIndex"),
+      configuration: { servers },
+    },
+  };
+}
+
+function arity(raw: unknown[], expected: number, type: string): void {
+  if (raw.length !== expected) {
+    throw new ProtocolError(
+      `invalid ${type} message: expected ${expected} fields, got ${raw.length}`,
+    );
+  }
+}
+
+function uint(v: unknown, field: string): number {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  throw new ProtocolError(`invalid ${field}: expected a non-negative integer, got ${describe(v)}`);
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v === "string") return v;
+  throw new ProtocolError(`invalid ${field}: expected a string, got ${describe(v)}`);
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v === "boolean") return v;
+  throw new ProtocolError(`invalid ${field}: expected a boolean, got ${describe(v)}`);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v instanceof Uint8Array) return `${v.length} bytes of binary`;
+  if (typeof v === "string") return v.length > 40 ? `a string of ${v.length}` : JSON.stringify(v);
+  if (typeof v === "object") return "an object";
+  return `${typeof v} ${String(v)}`;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+// Our messages nest at most two arrays deep (message → entries/servers).
+const MAX_DEPTH = 2;
+
+/**
+ * Walks the MessagePack structure without building values and rejects what
+ * no message contains: maps, extensions, reserved bytes, nesting deeper than
+ * our schema, lengths beyond the input, trailing bytes. The decoder library
+ * has no depth limit, so without this a frame of nested array headers could
+ * make it allocate gigabytes before failing.
+ */
+function checkShape(b: Uint8Array): void {
+  const end = b.length;
+  let pos = 0;
+  // remaining[d] = items still expected in the open array at depth d.
+  const remaining = [1, 0, 0, 0];
+  let depth = 0;
+  while (true) {
+    while (depth >= 0 && remaining[depth] === 0) depth--;
+    if (depth < 0) break;
+    remaining[depth]--;
+    if (pos >= end) throw shapeError("truncated input", pos);
+    const h = b[pos++];
+    let skip = 0;
+    let items = -1;
+    if (h <= 0x7f || h >= 0xe0 || h === 0xc0 || h === 0xc2 || h === 0xc3) {
+      // fixint, nil, booleans
+    } else if (h >= 0x90 && h <= 0x9f) {
+      items = h & 0x0f;
+    } else if (h >= 0xa0 && h <= 0xbf) {
+      skip = h & 0x1f;
+    } else {
+      switch (h) {
+        case 0xcc: // uint 8
+        case 0xd0: // int 8
+          skip = 1;
+          break;
+        case 0xcd:
+        case 0xd1:
+          skip = 2;
+          break;
+        case 0xce:
+        case 0xd2:
+        case 0xca: // float 32
+          skip = 4;
+          break;
+        case 0xcf:
+        case 0xd3:
+        case 0xcb: // float 64
+          skip = 8;
+          break;
+        case 0xc4: // bin 8
+        case 0xd9: // str 8
+          need(b, pos, 1);
+          skip = b[pos] + 1;
+          break;
+        case 0xc5: // bin 16
+        case 0xda: // str 16
+          need(b, pos, 2);
+          skip = ((b[pos] << 8) | b[pos + 1]) + 2;
+          break;
+        case 0xc6: // bin 32
+        case 0xdb: // str 32
+          need(b, pos, 4);
+          skip = u32(b, pos) + 4;
+          break;
+        case 0xdc: // array 16
+          need(b, pos, 2);
+          items = (b[pos] << 8) | b[pos + 1];
+          pos += 2;
+          break;
+        case 0xdd: // array 32
+          need(b, pos, 4);
+          items = u32(b, pos);
+          pos += 4;
+          break;
+        default:
+          throw shapeError(`unexpected MessagePack type byte 0x${h.toString(16)}`, pos - 1);
+      }
+    }
+    if (skip > 0) {
+      need(b, pos, skip);
+      pos += skip;
+    } else if (items >= 0) {
+      // Every item takes at least one byte, so a longer claim is garbage.
+      if (items > end - pos) throw shapeError(`array of ${items} items overruns the input`, pos);
+      if (items > 0) {
+        if (depth + 1 > MAX_DEPTH) throw shapeError("arrays nested too deep", pos);
+        remaining[++depth] = items;
+      }
+    }
+  }
+  if (pos !== end) throw shapeError(`${end - pos} trailing bytes`, pos);
+}
+
+function need(b: Uint8Array, pos: number, n: number): void {
+  if (pos + n > b.length) throw shapeError("truncated input", pos);
+}
+
+function u32(b: Uint8Array, pos: number): number {
+  return ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
+}
+
+function shapeError(what: string, pos: number): ProtocolError {
+  return new ProtocolError(`invalid MessagePack in message at byte ${pos}: ${what}`);
+}

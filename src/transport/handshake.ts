@@ -1,0 +1,315 @@
+/**
+ * The connection handshake of the TCP transport.
+ *
+ * ```
+ * dialer   → Hello     "RAFTD" version purpose flags nonceC[32] address
+ * acceptor → Challenge "RAFTD" version flags nonceS[32] proofS[32]?
+ * dialer   → Auth      proofC[32]?
+ * acceptor → Ready  |  Reject reason
+ * ```
+ *
+ * With a cluster key both sides prove they know it without sending it:
+ * `proofS = HMAC(key, "raftd-server" version purpose nonceC nonceS)` and
+ * `proofC = HMAC(key, "raftd-client" version purpose nonceC nonceS)`; fresh
+ * nonces on both sides defeat replay, distinct labels defeat reflection.
+ * The key authenticates the peer at connection time; against an attacker on
+ * the network path use TLS as well.
+ *
+ * @module
+ */
+
+import type { NetConn } from "../platform/net.ts";
+import { PROTOCOL_VERSION } from "./codec.ts";
+import { ProtocolError } from "./errors.ts";
+import { encodeFrame, FrameKind } from "./frame.ts";
+import type { FrameReader } from "./frame_reader.ts";
+
+/**
+ * What a connection is for, announced by the dialer.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionPurpose } from "./handshake.ts";
+ * console.log(ConnectionPurpose.Snapshot); // 3
+ * ```
+ */
+export const ConnectionPurpose = {
+  /** Appends and their pipelined traffic. */
+  Bulk: 1,
+  /** Heartbeats, votes, responses, TimeoutNow: never behind a large append. */
+  Control: 2,
+  /** One InstallSnapshot with its streamed data. */
+  Snapshot: 3,
+} as const;
+
+/** One of the {@linkcode ConnectionPurpose} values. */
+export type ConnectionPurpose = typeof ConnectionPurpose[keyof typeof ConnectionPurpose];
+
+/** Largest handshake frame accepted: keeps strangers from making us allocate. */
+export const HANDSHAKE_MAX_FRAME_BYTES = 1024;
+
+const MAGIC = new TextEncoder().encode("RAFTD");
+const NONCE_BYTES = 32;
+const PROOF_BYTES = 32;
+const FLAG_KEY = 1;
+const SERVER_LABEL = new TextEncoder().encode("raftd-server");
+const CLIENT_LABEL = new TextEncoder().encode("raftd-client");
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+/**
+ * Imports a cluster key for the handshake's HMAC-SHA256.
+ *
+ * @example
+ * ```ts
+ * import { importClusterKey } from "./handshake.ts";
+ * const key = await importClusterKey(new TextEncoder().encode("a long shared secret"));
+ * ```
+ */
+export async function importClusterKey(secret: Uint8Array): Promise<CryptoKey> {
+  if (!(secret instanceof Uint8Array) || secret.length === 0) {
+    throw new RangeError("clusterKey must be a non-empty Uint8Array (32 random bytes recommended)");
+  }
+  return await crypto.subtle.importKey(
+    "raw",
+    new Uint8Array(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+}
+
+/** Settings shared by both sides of the handshake. */
+export interface HandshakeOptions {
+  /** The cluster key, or `null` when the cluster uses none. */
+  key: CryptoKey | null;
+}
+
+/** Settings of the dialing side. */
+export interface ClientHandshakeOptions extends HandshakeOptions {
+  /** What the connection is for. */
+  purpose: ConnectionPurpose;
+  /** Our advertised address, shown in the peer's logs. */
+  localAddress: string;
+}
+
+/** What the accepting side learns from a successful handshake. */
+export interface AcceptedPeer {
+  /** What the connection is for. */
+  purpose: ConnectionPurpose;
+  /** The address the dialer advertises (unauthenticated without a key: for logs). */
+  address: string;
+}
+
+function transcript(
+  label: Uint8Array,
+  purpose: number,
+  clientNonce: Uint8Array,
+  serverNonce: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(label.length + 2 + NONCE_BYTES * 2);
+  out.set(label);
+  out[label.length] = PROTOCOL_VERSION;
+  out[label.length + 1] = purpose;
+  out.set(clientNonce, label.length + 2);
+  out.set(serverNonce, label.length + 2 + NONCE_BYTES);
+  return out;
+}
+
+async function sign(key: CryptoKey, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
+}
+
+function verify(
+  key: CryptoKey,
+  proof: Uint8Array,
+  data: Uint8Array<ArrayBuffer>,
+): Promise<boolean> {
+  return crypto.subtle.verify("HMAC", key, new Uint8Array(proof), data);
+}
+
+function hasMagic(payload: Uint8Array): boolean {
+  for (let i = 0; i < MAGIC.length; i++) if (payload[i] !== MAGIC[i]) return false;
+  return true;
+}
+
+/** Reads the next frame and returns its kind (typed loosely: any byte may arrive). */
+async function expectFrame(reader: FrameReader, what: string): Promise<number> {
+  if (!(await reader.next())) {
+    throw new ProtocolError(`connection closed during the handshake, expected ${what}`);
+  }
+  return reader.kind;
+}
+
+async function reject(conn: NetConn, reason: string): Promise<never> {
+  try {
+    await conn.write(encodeFrame(FrameKind.Reject, textEncoder.encode(reason)));
+  } catch {
+    // The peer may be gone already; the reason is logged on our side anyway.
+  }
+  throw new ProtocolError(`handshake rejected: ${reason}`);
+}
+
+function rejected(reader: FrameReader): ProtocolError {
+  const reason = textDecoder.decode(reader.payload.subarray(0, 512));
+  return new ProtocolError(`the peer rejected the handshake: ${reason}`);
+}
+
+/**
+ * Runs the dialer's side of the handshake. Resolves when the peer accepted
+ * the connection; throws {@linkcode ProtocolError} otherwise.
+ *
+ * @example
+ * ```ts
+ * import type { NetConn } from "../platform/net.ts";
+ * import { FrameReader } from "./frame_reader.ts";
+ * import { clientHandshake, ConnectionPurpose, HANDSHAKE_MAX_FRAME_BYTES } from "./handshake.ts";
+ * async function open(conn: NetConn) {
+ *   const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
+ *   await clientHandshake(conn, reader, {
+ *     key: null, purpose: ConnectionPurpose.Control, localAddress: "127.0.0.1:7001",
+ *   });
+ * }
+ * ```
+ */
+export async function clientHandshake(
+  conn: NetConn,
+  reader: FrameReader,
+  options: ClientHandshakeOptions,
+): Promise<void> {
+  const { key, purpose } = options;
+  const clientNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const address = textEncoder.encode(options.localAddress).subarray(0, 255);
+  const hello = new Uint8Array(MAGIC.length + 3 + NONCE_BYTES + address.length);
+  hello.set(MAGIC);
+  hello[MAGIC.length] = PROTOCOL_VERSION;
+  hello[MAGIC.length + 1] = purpose;
+  hello[MAGIC.length + 2] = key === null ? 0 : FLAG_KEY;
+  hello.set(clientNonce, MAGIC.length + 3);
+  hello.set(address, MAGIC.length + 3 + NONCE_BYTES);
+  await conn.write(encodeFrame(FrameKind.Hello, hello));
+
+  let kind = await expectFrame(reader, "a challenge");
+  if (kind === FrameKind.Reject) throw rejected(reader);
+  const challenge = reader.payload;
+  if (kind !== FrameKind.Challenge || !hasMagic(challenge)) {
+    throw new ProtocolError("the peer is not a raftd transport: expected a challenge frame");
+  }
+  const version = challenge[MAGIC.length];
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `the peer speaks protocol version ${version}, expected ${PROTOCOL_VERSION}`,
+    );
+  }
+  const flags = challenge[MAGIC.length + 1];
+  const withKey = (flags & FLAG_KEY) !== 0;
+  const expectedLength = MAGIC.length + 2 + NONCE_BYTES + (withKey ? PROOF_BYTES : 0);
+  if (challenge.length !== expectedLength) {
+    throw new ProtocolError(
+      `invalid challenge: expected ${expectedLength} bytes, got ${challenge.length}`,
+    );
+  }
+  const serverNonce = challenge.slice(MAGIC.length + 2, MAGIC.length + 2 + NONCE_BYTES);
+  let auth: Uint8Array = new Uint8Array(0);
+  if (key !== null) {
+    if (!withKey) throw new ProtocolError("the peer has no cluster key but this node has one");
+    const proof = challenge.subarray(MAGIC.length + 2 + NONCE_BYTES);
+    if (!(await verify(key, proof, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce)))) {
+      throw new ProtocolError("the peer failed the cluster key check: its cluster key differs");
+    }
+    auth = await sign(key, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce));
+  } else if (withKey) {
+    throw new ProtocolError("the peer requires a cluster key but this node has none");
+  }
+  await conn.write(encodeFrame(FrameKind.Auth, auth));
+
+  kind = await expectFrame(reader, "ready");
+  if (kind === FrameKind.Reject) throw rejected(reader);
+  if (kind !== FrameKind.Ready || reader.payload.length !== 0) {
+    throw new ProtocolError(`invalid handshake: expected a ready frame, got kind ${kind}`);
+  }
+}
+
+/**
+ * Runs the accepting side of the handshake. Resolves with what the dialer
+ * announced; throws {@linkcode ProtocolError} (after telling the dialer why,
+ * when it speaks the protocol at all) otherwise.
+ *
+ * @example
+ * ```ts
+ * import type { NetConn } from "../platform/net.ts";
+ * import { FrameReader } from "./frame_reader.ts";
+ * import { HANDSHAKE_MAX_FRAME_BYTES, serverHandshake } from "./handshake.ts";
+ * async function accept(conn: NetConn) {
+ *   const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
+ *   const peer = await serverHandshake(conn, reader, { key: null });
+ *   console.log(peer.purpose, peer.address);
+ * }
+ * ```
+ */
+export async function serverHandshake(
+  conn: NetConn,
+  reader: FrameReader,
+  options: HandshakeOptions,
+): Promise<AcceptedPeer> {
+  const { key } = options;
+  let kind = await expectFrame(reader, "a hello");
+  const hello = reader.payload;
+  if (
+    kind !== FrameKind.Hello || hello.length < MAGIC.length + 3 + NONCE_BYTES ||
+    !hasMagic(hello)
+  ) {
+    throw new ProtocolError("the peer is not a raftd transport: expected a hello frame");
+  }
+  const version = hello[MAGIC.length];
+  if (version !== PROTOCOL_VERSION) {
+    await reject(conn, `unsupported protocol version ${version}, expected ${PROTOCOL_VERSION}`);
+  }
+  const purpose = hello[MAGIC.length + 1];
+  if (
+    purpose !== ConnectionPurpose.Bulk && purpose !== ConnectionPurpose.Control &&
+    purpose !== ConnectionPurpose.Snapshot
+  ) {
+    await reject(conn, `unknown connection purpose ${purpose}, expected 1, 2 or 3`);
+  }
+  const clientHasKey = (hello[MAGIC.length + 2] & FLAG_KEY) !== 0;
+  const clientNonce = hello.slice(MAGIC.length + 3, MAGIC.length + 3 + NONCE_BYTES);
+  const address = textDecoder.decode(hello.subarray(MAGIC.length + 3 + NONCE_BYTES));
+  if (key !== null && !clientHasKey) {
+    await reject(conn, "this cluster requires a cluster key and the dialer has none");
+  }
+  if (key === null && clientHasKey) {
+    await reject(conn, "the dialer has a cluster key but this node has none");
+  }
+
+  const serverNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const challenge = new Uint8Array(
+    MAGIC.length + 2 + NONCE_BYTES + (key === null ? 0 : PROOF_BYTES),
+  );
+  challenge.set(MAGIC);
+  challenge[MAGIC.length] = PROTOCOL_VERSION;
+  challenge[MAGIC.length + 1] = key === null ? 0 : FLAG_KEY;
+  challenge.set(serverNonce, MAGIC.length + 2);
+  if (key !== null) {
+    challenge.set(
+      await sign(key, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce)),
+      MAGIC.length + 2 + NONCE_BYTES,
+    );
+  }
+  await conn.write(encodeFrame(FrameKind.Challenge, challenge));
+
+  kind = await expectFrame(reader, "auth");
+  if (kind !== FrameKind.Auth) {
+    throw new ProtocolError(`invalid handshake: expected an auth frame, got kind ${kind}`);
+  }
+  if (key !== null) {
+    const proof = reader.payload;
+    const ok = proof.length === PROOF_BYTES &&
+      await verify(key, proof, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce));
+    if (!ok) await reject(conn, "cluster key mismatch");
+  } else if (reader.payload.length !== 0) {
+    await reject(conn, "unexpected auth proof: this node has no cluster key");
+  }
+  await conn.write(encodeFrame(FrameKind.Ready, new Uint8Array(0)));
+  return { purpose: purpose as ConnectionPurpose, address };
+}

@@ -1,0 +1,510 @@
+/**
+ * The TCP transport: length-prefixed frames of MessagePack messages between
+ * raftd servers, optionally over TLS and gated by a cluster key.
+ *
+ * Per peer it keeps two outgoing connections: one for appends (bulk) and one
+ * for everything else (heartbeats, votes, responses, TimeoutNow), so a small
+ * message never waits behind a large append. Each snapshot gets a connection
+ * of its own and is streamed in chunks. Messages flow one way on a
+ * connection (dialer to acceptor): every server dials the peers it sends to.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import type { InstallSnapshotRequest, Message, ServerAddress } from "../core/types.ts";
+import {
+  connect,
+  formatAddress,
+  listen,
+  type NetConn,
+  type NetListener,
+  parseAddress,
+  type TlsConnectOptions,
+} from "../platform/net.ts";
+import { decodeMessage } from "./codec.ts";
+import { ProtocolError, TransportError } from "./errors.ts";
+import { DEFAULT_MAX_FRAME_BYTES, FrameKind } from "./frame.ts";
+import { FrameReader } from "./frame_reader.ts";
+import {
+  clientHandshake,
+  ConnectionPurpose,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  importClusterKey,
+  serverHandshake,
+} from "./handshake.ts";
+import { PeerLink, type PeerLinkContext } from "./peer_link.ts";
+import { readSnapshot, writeSnapshot } from "./snapshot_stream.ts";
+import type { Transport, TransportHandler } from "./types.ts";
+
+/** TLS settings of the TCP transport. */
+export interface TcpTransportTlsOptions {
+  /** PEM certificate chain presented to peers. */
+  certFile: string;
+  /** PEM private key of that certificate. */
+  keyFile: string;
+  /** PEM CA certificate that peers' certificates chain to (in addition to the system roots). */
+  caFile?: string;
+}
+
+/** Options of {@linkcode TcpTransport.listen}. */
+export interface TcpTransportOptions {
+  /** Where to listen, `"host:port"`; port 0 picks a free port. */
+  address: string;
+  /** The address peers should use, when it differs from the bound one (NAT, 0.0.0.0). */
+  advertiseAddress?: string;
+  /**
+   * A secret shared by the cluster (32 random bytes recommended). When set,
+   * both ends of every connection prove they know it (HMAC-SHA256
+   * challenge/response) before any message is accepted.
+   */
+  clusterKey?: Uint8Array;
+  /** Speak TLS, with this certificate, to peers that speak TLS too. */
+  tls?: TcpTransportTlsOptions;
+  /** Largest frame accepted, in bytes. Default 64 MiB. Must match across the cluster. */
+  maxFrameBytes?: number;
+  /** Logger; default LogTape's `["raftd", "transport"]`. */
+  logger?: Logger;
+  /**
+   * Bytes queued per peer for appends before new ones are dropped. Default
+   * 64 MiB (a single message up to `maxFrameBytes` is always accepted when
+   * the queue is empty). Other messages get 1/16 of it, at least 1 MiB.
+   */
+  maxQueueBytes?: number;
+  /** Deadline for connecting plus the handshake, in ms. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** A snapshot transfer fails after this long without progress, in ms. Default 60000. */
+  snapshotTimeoutMs?: number;
+  /** Longest wait before reconnecting to a failed peer, in ms. Default 1000. */
+  maxBackoffMs?: number;
+}
+
+/** Counters of one peer, from {@linkcode TcpTransport.stats}. */
+export interface TcpPeerStats {
+  /** The peer's address. */
+  address: ServerAddress;
+  /** Whether the bulk and control connections are up. */
+  connected: { bulk: boolean; control: boolean };
+  /** Messages written to the network. */
+  sent: number;
+  /** Messages dropped (peer unreachable, queue full, too large). */
+  dropped: number;
+  /** Bytes waiting to be written. */
+  queuedBytes: number;
+}
+
+/** Counters from {@linkcode TcpTransport.stats}. */
+export interface TcpTransportStats {
+  /** Messages delivered to the handler. */
+  received: number;
+  /** Incoming connections currently open. */
+  inboundConnections: number;
+  /** Per-peer counters. */
+  peers: TcpPeerStats[];
+}
+
+interface Peer {
+  bulk: PeerLink;
+  control: PeerLink;
+}
+
+function positiveInteger(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * {@linkcode Transport} over TCP.
+ *
+ * @example Two transports on loopback
+ * ```ts
+ * import { TcpTransport } from "./tcp_transport.ts";
+ * const a = await TcpTransport.listen({ address: "127.0.0.1:0" });
+ * const b = await TcpTransport.listen({ address: "127.0.0.1:0" });
+ * const got = Promise.withResolvers<void>();
+ * await b.start({
+ *   onMessage: (m) => { console.log(m.type); got.resolve(); },
+ *   onSnapshot: async () => {},
+ * });
+ * a.send(b.localAddress, { type: "timeout_now", term: 1, from: "a", to: "b" });
+ * await got.promise;
+ * await a.close();
+ * await b.close();
+ * ```
+ */
+export class TcpTransport implements Transport {
+  /** The address peers use to reach this transport (the real port when 0 was asked for). */
+  readonly localAddress: ServerAddress;
+
+  #listener: NetListener;
+  #log: Logger;
+  #key: CryptoKey | null;
+  #tls: TlsConnectOptions | undefined;
+  #maxFrameBytes: number;
+  #maxQueueBytes: number;
+  #controlQueueBytes: number;
+  #handshakeTimeoutMs: number;
+  #snapshotTimeoutMs: number;
+  #linkContext: PeerLinkContext;
+  #handler: TransportHandler | null = null;
+  #peers = new Map<ServerAddress, Peer>();
+  #inbound = new Set<NetConn>();
+  #snapshotConns = new Set<NetConn>();
+  #tasks = new Set<Promise<unknown>>();
+  #received = 0;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #closedSignal = Promise.withResolvers<void>();
+
+  private constructor(
+    listener: NetListener,
+    options: TcpTransportOptions,
+    key: CryptoKey | null,
+    log: Logger,
+  ) {
+    this.#listener = listener;
+    this.#log = log;
+    this.#key = key;
+    this.#tls = options.tls === undefined ? undefined : { caFile: options.tls.caFile };
+    this.#maxFrameBytes = positiveInteger(
+      options.maxFrameBytes,
+      "maxFrameBytes",
+      DEFAULT_MAX_FRAME_BYTES,
+    );
+    if (this.#maxFrameBytes > 0xffffffff) {
+      throw new RangeError(`maxFrameBytes must be at most 2^32-1, got ${this.#maxFrameBytes}`);
+    }
+    this.#maxQueueBytes = positiveInteger(options.maxQueueBytes, "maxQueueBytes", 64 << 20);
+    this.#controlQueueBytes = Math.max(this.#maxQueueBytes >>> 4, 1 << 20);
+    this.#handshakeTimeoutMs = positiveInteger(
+      options.handshakeTimeoutMs,
+      "handshakeTimeoutMs",
+      5000,
+    );
+    this.#snapshotTimeoutMs = positiveInteger(
+      options.snapshotTimeoutMs,
+      "snapshotTimeoutMs",
+      60_000,
+    );
+    const maxBackoffMs = positiveInteger(options.maxBackoffMs, "maxBackoffMs", 1000);
+    this.localAddress = options.advertiseAddress ??
+      formatAddress({ hostname: parseAddress(options.address).hostname, port: listener.addr.port });
+    this.#linkContext = {
+      localAddress: this.localAddress,
+      key,
+      tls: this.#tls,
+      maxFrameBytes: this.#maxFrameBytes,
+      handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      maxBackoffMs,
+      log,
+      track: (task) => this.#track(task),
+    };
+  }
+
+  /**
+   * Binds `options.address` and starts accepting connections. Messages are
+   * delivered once {@linkcode TcpTransport.start} is called (dropped before).
+   * Rejects when the address cannot be bound or an option is invalid.
+   */
+  static async listen(options: TcpTransportOptions): Promise<TcpTransport> {
+    if (options.advertiseAddress !== undefined) parseAddress(options.advertiseAddress);
+    const { hostname, port } = parseAddress(options.address);
+    const key = options.clusterKey === undefined ? null : await importClusterKey(options.clusterKey);
+    const log = options.logger ?? getLogger(["raftd", "transport"]);
+    const tls = options.tls === undefined
+      ? undefined
+      : { certFile: options.tls.certFile, keyFile: options.tls.keyFile };
+    const listener = await listen({ hostname, port, tls });
+    let transport: TcpTransport;
+    try {
+      transport = new TcpTransport(listener, options, key, log);
+    } catch (e) {
+      listener.close();
+      throw e;
+    }
+    transport.#track(transport.#acceptLoop());
+    log.debug("listening on {address}", { address: transport.localAddress });
+    return transport;
+  }
+
+  /** Starts delivering incoming messages and snapshots to `handler`. */
+  start(handler: TransportHandler): Promise<void> {
+    if (this.#closed) return Promise.reject(new TransportError("the transport is closed"));
+    this.#handler = handler;
+    return Promise.resolve();
+  }
+
+  /**
+   * Queues `message` for `address`. Appends go on the peer's bulk connection,
+   * everything else on its control connection. Never throws for network
+   * failures: the message is dropped. (A `snapshot` message must go through
+   * {@linkcode TcpTransport.sendSnapshot}; given here it is dropped.)
+   */
+  send(address: ServerAddress, message: Message): void {
+    if (this.#closed) return;
+    let peer = this.#peers.get(address);
+    if (peer === undefined) {
+      peer = {
+        bulk: new PeerLink(
+          this.#linkContext,
+          address,
+          ConnectionPurpose.Bulk,
+          this.#maxQueueBytes,
+        ),
+        control: new PeerLink(
+          this.#linkContext,
+          address,
+          ConnectionPurpose.Control,
+          this.#controlQueueBytes,
+        ),
+      };
+      this.#peers.set(address, peer);
+    }
+    if (message.type === "append") {
+      peer.bulk.send(message);
+    } else if (message.type === "snapshot") {
+      this.#log.warn("dropping a snapshot message to {address}: use sendSnapshot", { address });
+    } else {
+      peer.control.send(message);
+    }
+  }
+
+  /**
+   * Streams a snapshot to `address` on a connection of its own. Resolves
+   * when the receiver's `onSnapshot` resolved; rejects with
+   * {@linkcode TransportError} (or its subclass `SnapshotRejectedError` when
+   * the receiver's handler failed) otherwise.
+   */
+  async sendSnapshot(
+    address: ServerAddress,
+    message: InstallSnapshotRequest,
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    if (this.#closed) throw new TransportError("the transport is closed");
+    const task = this.#sendSnapshot(address, message, data);
+    this.#track(task);
+    return await task;
+  }
+
+  async #sendSnapshot(
+    address: ServerAddress,
+    message: InstallSnapshotRequest,
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    let target;
+    try {
+      target = parseAddress(address);
+    } catch (e) {
+      throw new TransportError(`cannot send a snapshot: ${errorText(e)}`, { cause: e });
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new TransportError(`connecting to ${address} timed out`)),
+      this.#handshakeTimeoutMs,
+    );
+    let conn: NetConn | null = null;
+    const closeOnAbort = () => conn?.close();
+    abort.signal.addEventListener("abort", closeOnAbort);
+    try {
+      try {
+        conn = await connect({ ...target, tls: this.#tls, signal: abort.signal });
+        this.#snapshotConns.add(conn);
+        if (this.#closed) throw new TransportError("the transport is closed");
+        conn.setNoDelay(true);
+        const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
+        await clientHandshake(conn, reader, {
+          key: this.#key,
+          purpose: ConnectionPurpose.Snapshot,
+          localAddress: this.localAddress,
+        });
+        clearTimeout(timer);
+        abort.signal.removeEventListener("abort", closeOnAbort);
+        reader.decoder.maxFrameBytes = this.#maxFrameBytes;
+        await writeSnapshot(conn, reader, message, data, {
+          address,
+          timeoutMs: this.#snapshotTimeoutMs,
+        });
+      } catch (e) {
+        if (this.#closed) throw new TransportError("the transport is closed", { cause: e });
+        if (abort.signal.aborted) throw abort.signal.reason;
+        if (e instanceof TransportError || e instanceof ProtocolError || conn !== null) throw e;
+        throw new TransportError(`cannot connect to ${address}: ${errorText(e)}`, { cause: e });
+      }
+    } finally {
+      clearTimeout(timer);
+      abort.signal.removeEventListener("abort", closeOnAbort);
+      if (conn !== null) {
+        conn.close();
+        this.#snapshotConns.delete(conn);
+      }
+    }
+  }
+
+  /** Counters for monitoring. */
+  stats(): TcpTransportStats {
+    const peers: TcpPeerStats[] = [];
+    for (const [address, { bulk, control }] of this.#peers) {
+      peers.push({
+        address,
+        connected: { bulk: bulk.connected, control: control.connected },
+        sent: bulk.sent + control.sent,
+        dropped: bulk.dropped + control.dropped,
+        queuedBytes: bulk.queuedBytes + control.queuedBytes,
+      });
+    }
+    return { received: this.#received, inboundConnections: this.#inbound.size, peers };
+  }
+
+  /**
+   * Stops listening, closes every connection, fails snapshot transfers in
+   * flight, and resolves once all of its I/O has settled. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    this.#closed = true;
+    this.#handler = null;
+    this.#closedSignal.resolve();
+    this.#listener.close();
+    for (const peer of this.#peers.values()) {
+      peer.bulk.close();
+      peer.control.close();
+    }
+    for (const conn of this.#inbound) conn.close();
+    for (const conn of this.#snapshotConns) conn.close();
+    this.#closing = (async () => {
+      // Tasks may start others while settling (e.g. a last reconnect): drain until none.
+      while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+      this.#log.debug("closed {address}", { address: this.localAddress });
+    })();
+    return this.#closing;
+  }
+
+  #track(task: Promise<unknown>): void {
+    this.#tasks.add(task);
+    const done = () => this.#tasks.delete(task);
+    task.then(done, done);
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#closed) {
+      let conn: NetConn | null;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closed) return;
+        this.#log.warn("accepting a connection on {address} failed: {error}", {
+          address: this.localAddress,
+          error: errorText(e),
+        });
+        // Typically out of file descriptors: give the system a moment.
+        await Promise.race([
+          new Promise((resolve) => setTimeout(resolve, 100)),
+          this.#closedSignal.promise,
+        ]);
+        continue;
+      }
+      if (conn === null) return;
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      this.#track(this.#serve(conn));
+    }
+  }
+
+  async #serve(conn: NetConn): Promise<void> {
+    this.#inbound.add(conn);
+    let remote = formatAddress(conn.remoteAddr);
+    const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
+    let handshakeDone = false;
+    const timer = setTimeout(() => {
+      if (!handshakeDone) conn.close();
+    }, this.#handshakeTimeoutMs);
+    try {
+      conn.setNoDelay(true);
+      let peer;
+      try {
+        peer = await serverHandshake(conn, reader, { key: this.#key });
+      } catch (e) {
+        if (this.#closed) return;
+        if (e instanceof ProtocolError) {
+          this.#log.warn("rejected a connection from {remote}: {error}", {
+            remote,
+            error: errorText(e),
+          });
+        } else {
+          this.#log.debug("connection from {remote} failed during the handshake: {error}", {
+            remote,
+            error: errorText(e),
+          });
+        }
+        return;
+      } finally {
+        handshakeDone = true;
+        clearTimeout(timer);
+      }
+      if (peer.address !== "") remote = `${peer.address} (${remote})`;
+      reader.decoder.maxFrameBytes = this.#maxFrameBytes;
+      if (peer.purpose === ConnectionPurpose.Snapshot) {
+        await readSnapshot(conn, reader, this.#handler, {
+          address: remote,
+          timeoutMs: this.#snapshotTimeoutMs,
+          closed: this.#closedSignal.promise,
+        });
+      } else {
+        await this.#receiveMessages(reader, peer.address);
+      }
+    } catch (e) {
+      if (this.#closed) return;
+      if (e instanceof ProtocolError) {
+        this.#log.warn("closing the connection from {remote}: {error}", {
+          remote,
+          error: errorText(e),
+        });
+      } else {
+        this.#log.debug("connection from {remote} failed: {error}", {
+          remote,
+          error: errorText(e),
+        });
+      }
+    } finally {
+      clearTimeout(timer);
+      conn.close();
+      this.#inbound.delete(conn);
+    }
+  }
+
+  async #receiveMessages(reader: FrameReader, from: string): Promise<void> {
+    const decoder = reader.decoder;
+    while (true) {
+      // Drain every whole frame already received before awaiting the next read.
+      while (decoder.next()) {
+        if (decoder.kind !== FrameKind.Message) {
+          throw new ProtocolError(
+            `unexpected frame of kind ${decoder.kind} on a message connection`,
+          );
+        }
+        const message = decodeMessage(decoder.payload);
+        if (message.type === "snapshot") {
+          throw new ProtocolError("a snapshot message must come on a snapshot connection");
+        }
+        const handler = this.#handler;
+        if (handler === null) continue;
+        this.#received++;
+        try {
+          handler.onMessage(message, from);
+        } catch (e) {
+          this.#log.error("the message handler threw: {error}", { error: errorText(e) });
+        }
+      }
+      if (this.#closed || !(await reader.fill())) return;
+    }
+  }
+}

@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import {
+  ConfigurationError,
+  InvalidStateError,
+  LeadershipTransferError,
+  NotLeaderError,
+  type Observation,
+  Raft,
+  ShutdownError,
+  TimeoutError,
+} from "../../mod.ts";
+import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "../../src/storage/mod.ts";
+import { MemoryNetwork } from "../../src/transport/mod.ts";
+import { bytes, ListFSM, sleep, TestCluster } from "./_cluster.ts";
+
+Deno.test("config validation names the fields", async () => {
+  const fsm = new ListFSM();
+  const net = new MemoryNetwork();
+  const stores = {
+    logStore: new MemoryLogStore(),
+    stableStore: new MemoryStableStore(),
+    snapshotStore: new MemorySnapshotStore(),
+    transport: net.transport("x"),
+  };
+  await assert.rejects(
+    () => Raft.create({ id: "x", heartbeatInterval: 500, electionTimeout: 200 }, fsm, stores),
+    (e: Error) => e instanceof RangeError && /electionTimeout.*heartbeatInterval/.test(e.message),
+  );
+  await assert.rejects(() => Raft.create({ id: "" }, fsm, stores), TypeError);
+  await assert.rejects(
+    () => Raft.create({ id: "x", leaderLeaseTimeout: 5000 }, fsm, stores),
+    /leaderLeaseTimeout/,
+  );
+});
+
+Deno.test("single node: bootstrap, apply returns the FSM result, barrier, reads", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["n1"]);
+    const n1 = c.nodes.get("n1")!;
+    const r1 = await n1.raft.apply(bytes("a"));
+    const r2 = await n1.raft.apply(bytes("b"));
+    assert.equal(r1.response, 1);
+    assert.equal(r2.response, 2);
+    assert.equal(r2.index, r1.index + 1);
+    const many = await Promise.all(Array.from({ length: 200 }, (_, i) => n1.raft.apply(bytes(`x${i}`))));
+    assert.equal(many.at(-1)!.response, 202);
+    const { index } = await n1.raft.barrier();
+    assert.ok(index > r2.index);
+    assert.ok((await n1.raft.readIndex()) >= r2.index);
+    assert.ok((await n1.raft.readIndex({ lease: true })) >= r2.index);
+    await n1.raft.verifyLeader();
+    await assert.rejects(
+      () => n1.raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] }),
+      InvalidStateError,
+    );
+    // Group commit: far fewer fsyncs than entries.
+    assert.ok(n1.raft.stats().fsyncs < 150, `fsyncs ${n1.raft.stats().fsyncs}`);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("three nodes: replication, follower errors, failover keeps acknowledged writes", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    const acked: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      await leader.raft.apply(bytes(`v${i}`));
+      acked.push(`v${i}`);
+    }
+    const follower = c.running().find((n) => n.raft.state === "follower")!;
+    await assert.rejects(() => follower.raft.apply(bytes("nope")), (e: Error) => {
+      assert.ok(e instanceof NotLeaderError);
+      assert.equal(e.leader?.id, leader.id);
+      return true;
+    });
+    await assert.rejects(() => follower.raft.readIndex(), NotLeaderError);
+    await c.waitFor("followers applied", () => c.running().every((n) => n.fsm.items.length === 50));
+
+    await c.stop(leader.id);
+    const next = await c.waitLeader();
+    assert.notEqual(next.id, leader.id);
+    await next.raft.apply(bytes("after"));
+    acked.push("after");
+    assert.deepEqual(next.fsm.items, acked);
+
+    // The old leader restarts from its stores and catches up.
+    const back = await c.start(leader.id);
+    await c.waitFor("old leader caught up", () => back.fsm.items.length === acked.length);
+    assert.deepEqual(back.fsm.items, acked);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("membership: addVoter stages then promotes; demote; remove; observers", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    const events: Observation[] = [];
+    const stop = leader.raft.observe((o) => events.push(o), (o) => o.type === "peer");
+    for (let i = 0; i < 20; i++) await leader.raft.apply(bytes(`v${i}`));
+    const d = await c.start("d");
+    await leader.raft.addVoter("d", "d");
+    await c.waitFor("d promoted", () =>
+      leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage === "voter");
+    await c.waitFor("d caught up", () => d.fsm.items.length === 20);
+    await leader.raft.addNonvoter("e", "e");
+    assert.equal(leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "e")?.suffrage, "nonvoter");
+    await leader.raft.removeServer("e");
+    await leader.raft.demoteVoter("d");
+    assert.equal(leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage, "nonvoter");
+    await leader.raft.removeServer("d");
+    await assert.rejects(() => leader.raft.removeServer("zz"), ConfigurationError);
+    const { index } = leader.raft.getConfiguration();
+    await assert.rejects(() => leader.raft.addNonvoter("f", "f", { prevIndex: index - 1 }), ConfigurationError);
+    stop();
+    const changes = events.map((e) => e.type === "peer" ? `${e.change}:${e.id}` : "");
+    for (const want of ["added:d", "promoted:d", "added:e", "removed:e", "demoted:d", "removed:d"]) {
+      assert.ok(changes.includes(want), `missing ${want} in ${changes}`);
+    }
+    assert.deepEqual(leader.raft.getConfiguration().configuration.servers.map((s) => s.id).sort(), ["a", "b", "c"]);
+    await leader.raft.apply(bytes("still works"));
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("a leader that removes itself steps down and the rest elect a new leader", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    await leader.raft.apply(bytes("x"));
+    await leader.raft.removeServer(leader.id);
+    await c.waitFor("a new leader", () =>
+      c.running().some((n) => n.id !== leader.id && n.raft.state === "leader"));
+    assert.notEqual(leader.raft.state, "leader");
+    const next = c.running().find((n) => n.raft.state === "leader")!;
+    await next.raft.apply(bytes("y"));
+    assert.equal(next.raft.getConfiguration().configuration.servers.length, 2);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("leadership transfer to a chosen voter and to any voter", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    await leader.raft.apply(bytes("x"));
+    const target = ["a", "b", "c"].find((id) => id !== leader.id)!;
+    await leader.raft.leadershipTransfer(target);
+    await c.waitFor("target leads", () => c.nodes.get(target)!.raft.state === "leader");
+    const now = c.nodes.get(target)!;
+    await now.raft.leadershipTransfer();
+    const third = await c.waitLeader();
+    assert.notEqual(third.id, target);
+    await assert.rejects(() => third.raft.leadershipTransfer("nobody"), LeadershipTransferError);
+    await third.raft.apply(bytes("y"));
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("snapshots compact the log; a new server catches up by InstallSnapshot", async () => {
+  const c = new TestCluster({ trailingLogs: 5, snapshotThreshold: 1_000_000 });
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 60; i++) await leader.raft.apply(bytes(`v${i}`));
+    const info = await leader.raft.snapshot();
+    assert.ok(info.index >= 60);
+    await c.waitFor("compacted", async () => (await leader.logStore.firstIndex()) > 1);
+    await assert.rejects(() => leader.raft.snapshot(), InvalidStateError);
+    const d = await c.start("d");
+    await leader.raft.addVoter("d", "d");
+    await c.waitFor("d installed the snapshot", () => d.raft.stats().snapshotsInstalled === 1);
+    await leader.raft.apply(bytes("after"));
+    await c.waitFor("d caught up", () => d.fsm.items.length === 61);
+    assert.deepEqual(d.fsm.items, leader.fsm.items);
+    // Restart d: it comes back from its snapshot and log.
+    await c.stop("d");
+    const d2 = await c.start("d");
+    await c.waitFor("d restarted with state", () => d2.fsm.items.length === 61);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("automatic snapshots by threshold keep the log short", async () => {
+  const c = new TestCluster({ trailingLogs: 10, snapshotThreshold: 50 });
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 30; i++) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => leader.raft.apply(bytes(`v${i}-${j}`))));
+    }
+    await c.waitFor("snapshots everywhere", () => c.running().every((n) => n.raft.stats().snapshotsTaken >= 2));
+    await c.waitFor("log compacted", async () => (await leader.logStore.firstIndex()) > 100);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("restore replaces the state cluster-wide; recoverCluster after losing quorum", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 5; i++) await leader.raft.apply(bytes(`v${i}`));
+    async function* data() {
+      yield bytes(JSON.stringify(["restored"]));
+    }
+    await leader.raft.restore(data());
+    assert.deepEqual(leader.fsm.items, ["restored"]);
+    await c.waitFor("followers restored", () => c.running().every((n) => n.fsm.items[0] === "restored"));
+    await leader.raft.apply(bytes("next"));
+    await c.waitFor("followers applied", () => c.running().every((n) => n.fsm.items.length === 2));
+
+    // Lose two of three: the survivor cannot commit; recover it as a one-node cluster.
+    const survivor = leader;
+    for (const n of c.running()) await n.raft.shutdown();
+    await Raft.recoverCluster({ id: survivor.id }, new ListFSM(), survivor, {
+      servers: [{ id: survivor.id, address: survivor.id, suffrage: "voter" }],
+    });
+    const again = await c.start(survivor.id);
+    await c.waitFor("survivor leads", () => again.raft.state === "leader");
+    await again.raft.apply(bytes("recovered"));
+    assert.deepEqual(again.fsm.items, ["restored", "next", "recovered"]);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("timeouts, shutdown errors and lost leadership", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    await leader.raft.apply(bytes("x"));
+    // Cut the leader off: its writes cannot commit.
+    c.network.isolate(leader.id);
+    await assert.rejects(() => leader.raft.apply(bytes("lost"), { timeout: 50 }), (e: Error) => {
+      return e instanceof TimeoutError || e.name === "LeadershipLostError";
+    });
+    c.network.heal();
+    const next = await c.waitLeader();
+    await next.raft.apply(bytes("y"));
+    await next.raft.shutdown();
+    await assert.rejects(() => next.raft.apply(bytes("z")), ShutdownError);
+    await assert.rejects(() => next.raft.apply("not bytes" as unknown as Uint8Array), TypeError);
+    await assert.rejects(() => next.raft.apply(bytes("z"), { timeout: -1 }), ShutdownError);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("lease and ReadIndex reads see every acknowledged write", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 20; i++) {
+      const { index } = await leader.raft.apply(bytes(`v${i}`));
+      const r = await leader.raft.readIndex({ lease: i % 2 === 0 });
+      assert.ok(r >= index);
+      assert.ok(leader.raft.appliedIndex >= index);
+    }
+    await sleep(1);
+  } finally {
+    await c.shutdown();
+  }
+});
