@@ -6,13 +6,7 @@
  * @module
  */
 
-import type {
-  ConnectOptions,
-  ListenOptions,
-  NetAddress,
-  NetConn,
-  NetListener,
-} from "./net.ts";
+import type { ConnectOptions, ListenOptions, NetAddress, NetConn, NetListener } from "./net.ts";
 
 // Reads go into a buffer handed to the caller when mostly full (no copy) and
 // copied out when small, so a tiny message never pins a large buffer.

@@ -10,13 +10,7 @@ import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
 import { readFile } from "node:fs/promises";
 import type { Buffer } from "node:buffer";
-import type {
-  ConnectOptions,
-  ListenOptions,
-  NetAddress,
-  NetConn,
-  NetListener,
-} from "./net.ts";
+import type { ConnectOptions, ListenOptions, NetAddress, NetConn, NetListener } from "./net.ts";
 
 // Stop reading from the socket while this much is received but not consumed.
 const READ_HIGH_WATER_BYTES = 1024 * 1024;

@@ -353,7 +353,12 @@ function entriesFromWire(raw: unknown, prevIndex: number): Entry[] {
         `invalid append.entries[${i}].data: expected binary, got ${describe(data)}`,
       );
     }
-    entries[i] = { index, term: uint(raw[j + 1], "append.entries[].term"), type: type as EntryType, data };
+    entries[i] = {
+      index,
+      term: uint(raw[j + 1], "append.entries[].term"),
+      type: type as EntryType,
+      data,
+    };
   }
   return entries;
 }

@@ -19,7 +19,8 @@ export const DEFAULT_MAX_FRAME_BYTES: number = 64 * 1024 * 1024;
  * The frame kinds of the TCP transport's wire protocol.
  *
  * Handshake: `Hello` (dialer), `Challenge` (acceptor), `Auth` (dialer),
- * then `Ready` or `Reject` (acceptor). Messages: `Message`. Snapshot
+ * then `Ready` or `Reject` (acceptor). Messages: `Message` (dialer), `Ping`
+ * (acceptor, periodically, so the dialer can tell a dead peer). Snapshot
  * connections: `SnapshotBegin`, `SnapshotChunk`..., `SnapshotEnd` (sender),
  * then `SnapshotAck` or `SnapshotError` (receiver).
  *
@@ -36,6 +37,7 @@ export const FrameKind = {
   Auth: 3,
   Ready: 4,
   Reject: 5,
+  Ping: 6,
   Message: 16,
   SnapshotBegin: 32,
   SnapshotChunk: 33,

@@ -222,7 +222,12 @@ export class MemoryNetwork {
   /** Removes every fault: partitions, isolation, loss, delay, duplication, reordering. */
   reset(): void {
     this.heal();
-    this.#drop = this.#duplicate = this.#reorder = this.#delayMin = this.#delayMax = 0;
+    this.#drop =
+      this.#duplicate =
+      this.#reorder =
+      this.#delayMin =
+      this.#delayMax =
+        0;
   }
 
   /** Whether a message from `from` to `to` would pass the partitions right now. */
@@ -320,7 +325,9 @@ export class MemoryNetwork {
     message: InstallSnapshotRequest,
     data: AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    const m = this.#copy ? decodeMessage(encodeMessage(message)) as InstallSnapshotRequest : message;
+    const m = this.#copy
+      ? decodeMessage(encodeMessage(message)) as InstallSnapshotRequest
+      : message;
     if (!this.connected(from, to)) throw new TransportError(`${to} is unreachable from ${from}`);
     if (this.#drop > 0 && this.#random() < this.#drop) {
       throw new TransportError(`snapshot to ${to} lost (injected fault)`);

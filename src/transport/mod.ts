@@ -16,8 +16,8 @@
 
 export type { Transport, TransportHandler } from "./types.ts";
 export {
-  TcpTransport,
   type TcpPeerStats,
+  TcpTransport,
   type TcpTransportOptions,
   type TcpTransportStats,
   type TcpTransportTlsOptions,

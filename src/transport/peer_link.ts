@@ -102,6 +102,7 @@ export class PeerLink {
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #overflowLogged = false;
+  #lastHeard = 0;
 
   /** Creates an idle link; it connects on the first `send`. */
   constructor(
@@ -184,6 +185,19 @@ export class PeerLink {
     }
   }
 
+  /**
+   * Fails the connection when the peer sent nothing (not even a keepalive
+   * ping) for `timeoutMs`: its host may be gone without a reset (a silent
+   * partition), and a fresh connection recovers faster than TCP retransmits.
+   */
+  checkAlive(now: number, timeoutMs: number): void {
+    if (this.#state !== READY || now - this.#lastHeard <= timeoutMs) return;
+    this.#fail(
+      this.#conn,
+      new TransportError(`no keepalive from ${this.address} for ${timeoutMs} ms`),
+    );
+  }
+
   /** Closes the connection and drops what is queued. Idempotent. */
   close(): void {
     if (this.#state === CLOSED) return;
@@ -257,6 +271,7 @@ export class PeerLink {
       clearTimeout(timer);
       abort.signal.removeEventListener("abort", closeOnAbort);
       this.#state = READY;
+      this.#lastHeard = performance.now();
       if (this.#failures > 0) {
         ctx.log.info("connected to {address} again after {failures} failed attempts", {
           address: this.address,
@@ -317,11 +332,14 @@ export class PeerLink {
 
   async #watch(conn: NetConn, reader: FrameReader): Promise<void> {
     try {
-      // Nothing comes back on a message connection: a read ends when the peer goes.
-      if (await reader.next()) {
-        throw new ProtocolError(
-          `unexpected frame of kind ${reader.kind} from ${this.address} after the handshake`,
-        );
+      // Only keepalive pings come back on a message connection.
+      while (await reader.next()) {
+        if (reader.kind !== FrameKind.Ping) {
+          throw new ProtocolError(
+            `unexpected frame of kind ${reader.kind} from ${this.address} after the handshake`,
+          );
+        }
+        this.#lastHeard = performance.now();
       }
       this.#fail(conn, new TransportError(`connection closed by ${this.address}`));
     } catch (e) {

@@ -189,8 +189,10 @@ function errorText(e: unknown): string {
 
 /** Options of {@linkcode readSnapshot}. */
 export interface ReadSnapshotOptions {
-  /** The sender's address, for messages. */
+  /** The sender's address and connection, for log and error messages. */
   address: string;
+  /** The address the sender advertises, handed to `onSnapshot`. */
+  from: string;
   /** Give up when no frame arrived for this long while streaming, in ms. */
   timeoutMs: number;
   /** Settles when the transport closes: stop waiting for the handler then. */
@@ -213,7 +215,8 @@ export interface ReadSnapshotOptions {
  * import { readSnapshot } from "./snapshot_stream.ts";
  * async function serve(conn: NetConn, reader: FrameReader, handler: TransportHandler) {
  *   await readSnapshot(conn, reader, handler, {
- *     address: "127.0.0.1:7001", timeoutMs: 60000, closed: new Promise(() => {}),
+ *     address: "127.0.0.1:7001", from: "127.0.0.1:7001", timeoutMs: 60000,
+ *     closed: new Promise(() => {}),
  *   });
  * }
  * ```
@@ -270,20 +273,21 @@ export async function readSnapshot(
         }
       };
       try {
-        const done = handler.onSnapshot(message, chunks(), address);
-        const result = await Promise.race([done.then(() => true), options.closed.then(() => false)]);
+        const done = handler.onSnapshot(message, chunks(), options.from);
+        const result = await Promise.race([
+          done.then(() => true),
+          options.closed.then(() => false),
+        ]);
         if (!result) return;
       } catch (e) {
         outcome = e ?? new Error("onSnapshot rejected");
       }
     }
     watchdog.stop();
-    const reply = outcome === null
-      ? encodeFrame(FrameKind.SnapshotAck, EMPTY)
-      : encodeFrame(
-        FrameKind.SnapshotError,
-        textEncoder.encode(errorText(outcome).slice(0, 1024)),
-      );
+    const reply = outcome === null ? encodeFrame(FrameKind.SnapshotAck, EMPTY) : encodeFrame(
+      FrameKind.SnapshotError,
+      textEncoder.encode(errorText(outcome).slice(0, 1024)),
+    );
     try {
       await conn.write(reply);
     } catch {

@@ -7,6 +7,9 @@
  * message never waits behind a large append. Each snapshot gets a connection
  * of its own and is streamed in chunks. Messages flow one way on a
  * connection (dialer to acceptor): every server dials the peers it sends to.
+ * Order is kept per connection: appends among appends, the rest among the
+ * rest (Raft tolerates reordering across the two). The acceptor pings the
+ * dialer every `keepaliveIntervalMs` so a silently dead peer is noticed.
  *
  * @module
  */
@@ -24,7 +27,7 @@ import {
 } from "../platform/net.ts";
 import { decodeMessage } from "./codec.ts";
 import { ProtocolError, TransportError } from "./errors.ts";
-import { DEFAULT_MAX_FRAME_BYTES, FrameKind } from "./frame.ts";
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameKind } from "./frame.ts";
 import { FrameReader } from "./frame_reader.ts";
 import {
   clientHandshake,
@@ -77,6 +80,13 @@ export interface TcpTransportOptions {
   snapshotTimeoutMs?: number;
   /** Longest wait before reconnecting to a failed peer, in ms. Default 1000. */
   maxBackoffMs?: number;
+  /**
+   * How often to ping the dialers of incoming connections, in ms. A dialer
+   * that hears nothing for 5 intervals reconnects (a silent partition or a
+   * vanished host otherwise leaves a connection stuck in TCP retransmits).
+   * Must match across the cluster. Default 1000.
+   */
+  keepaliveIntervalMs?: number;
 }
 
 /** Counters of one peer, from {@linkcode TcpTransport.stats}. */
@@ -107,6 +117,9 @@ interface Peer {
   bulk: PeerLink;
   control: PeerLink;
 }
+
+const PING_FRAME = encodeFrame(FrameKind.Ping, new Uint8Array(0));
+const KEEPALIVE_MISSES = 5;
 
 function positiveInteger(value: number | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -157,6 +170,10 @@ export class TcpTransport implements Transport {
   #peers = new Map<ServerAddress, Peer>();
   #inbound = new Set<NetConn>();
   #snapshotConns = new Set<NetConn>();
+  // Incoming message connections, with the keepalive ping being written to each.
+  #messageConns = new Map<NetConn, Promise<void> | null>();
+  #keepaliveMs: number;
+  #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   #tasks = new Set<Promise<unknown>>();
   #received = 0;
   #closed = false;
@@ -194,6 +211,7 @@ export class TcpTransport implements Transport {
       60_000,
     );
     const maxBackoffMs = positiveInteger(options.maxBackoffMs, "maxBackoffMs", 1000);
+    this.#keepaliveMs = positiveInteger(options.keepaliveIntervalMs, "keepaliveIntervalMs", 1000);
     this.localAddress = options.advertiseAddress ??
       formatAddress({ hostname: parseAddress(options.address).hostname, port: listener.addr.port });
     this.#linkContext = {
@@ -216,7 +234,9 @@ export class TcpTransport implements Transport {
   static async listen(options: TcpTransportOptions): Promise<TcpTransport> {
     if (options.advertiseAddress !== undefined) parseAddress(options.advertiseAddress);
     const { hostname, port } = parseAddress(options.address);
-    const key = options.clusterKey === undefined ? null : await importClusterKey(options.clusterKey);
+    const key = options.clusterKey === undefined
+      ? null
+      : await importClusterKey(options.clusterKey);
     const log = options.logger ?? getLogger(["raftd", "transport"]);
     const tls = options.tls === undefined
       ? undefined
@@ -230,6 +250,7 @@ export class TcpTransport implements Transport {
       throw e;
     }
     transport.#track(transport.#acceptLoop());
+    transport.#keepaliveTimer = setInterval(() => transport.#keepalive(), transport.#keepaliveMs);
     log.debug("listening on {address}", { address: transport.localAddress });
     return transport;
   }
@@ -280,7 +301,8 @@ export class TcpTransport implements Transport {
    * Streams a snapshot to `address` on a connection of its own. Resolves
    * when the receiver's `onSnapshot` resolved; rejects with
    * {@linkcode TransportError} (or its subclass `SnapshotRejectedError` when
-   * the receiver's handler failed) otherwise.
+   * the receiver's handler failed; a protocol violation or failed handshake
+   * is the `cause`), or with the error `data` threw.
    */
   async sendSnapshot(
     address: ServerAddress,
@@ -334,7 +356,13 @@ export class TcpTransport implements Transport {
       } catch (e) {
         if (this.#closed) throw new TransportError("the transport is closed", { cause: e });
         if (abort.signal.aborted) throw abort.signal.reason;
-        if (e instanceof TransportError || e instanceof ProtocolError || conn !== null) throw e;
+        if (e instanceof TransportError) throw e;
+        if (e instanceof ProtocolError) {
+          throw new TransportError(`snapshot transfer to ${address} failed: ${e.message}`, {
+            cause: e,
+          });
+        }
+        if (conn !== null) throw e; // the snapshot source's own error
         throw new TransportError(`cannot connect to ${address}: ${errorText(e)}`, { cause: e });
       }
     } finally {
@@ -371,12 +399,14 @@ export class TcpTransport implements Transport {
     this.#closed = true;
     this.#handler = null;
     this.#closedSignal.resolve();
+    clearInterval(this.#keepaliveTimer);
     this.#listener.close();
     for (const peer of this.#peers.values()) {
       peer.bulk.close();
       peer.control.close();
     }
     for (const conn of this.#inbound) conn.close();
+    for (const ping of this.#messageConns.values()) if (ping !== null) this.#track(ping);
     for (const conn of this.#snapshotConns) conn.close();
     this.#closing = (async () => {
       // Tasks may start others while settling (e.g. a last reconnect): drain until none.
@@ -404,10 +434,12 @@ export class TcpTransport implements Transport {
           error: errorText(e),
         });
         // Typically out of file descriptors: give the system a moment.
+        let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
-          new Promise((resolve) => setTimeout(resolve, 100)),
+          new Promise((resolve) => timer = setTimeout(resolve, 100)),
           this.#closedSignal.promise,
         ]);
+        clearTimeout(timer);
         continue;
       }
       if (conn === null) return;
@@ -455,10 +487,12 @@ export class TcpTransport implements Transport {
       if (peer.purpose === ConnectionPurpose.Snapshot) {
         await readSnapshot(conn, reader, this.#handler, {
           address: remote,
+          from: peer.address,
           timeoutMs: this.#snapshotTimeoutMs,
           closed: this.#closedSignal.promise,
         });
       } else {
+        this.#messageConns.set(conn, null);
         await this.#receiveMessages(reader, peer.address);
       }
     } catch (e) {
@@ -478,6 +512,26 @@ export class TcpTransport implements Transport {
       clearTimeout(timer);
       conn.close();
       this.#inbound.delete(conn);
+      const ping = this.#messageConns.get(conn);
+      this.#messageConns.delete(conn);
+      if (ping != null) await ping;
+    }
+  }
+
+  #keepalive(): void {
+    for (const [conn, pending] of this.#messageConns) {
+      // A ping still being written means the dialer is not reading: no need for more.
+      if (pending !== null) continue;
+      const settle = () => {
+        if (this.#messageConns.has(conn)) this.#messageConns.set(conn, null);
+      };
+      this.#messageConns.set(conn, conn.write(PING_FRAME).then(settle, settle));
+    }
+    const now = performance.now();
+    const timeoutMs = this.#keepaliveMs * KEEPALIVE_MISSES;
+    for (const peer of this.#peers.values()) {
+      peer.bulk.checkAlive(now, timeoutMs);
+      peer.control.checkAlive(now, timeoutMs);
     }
   }
 

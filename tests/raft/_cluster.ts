@@ -110,7 +110,11 @@ export class TestCluster {
     throw new Error(`no single leader within ${timeoutMs} ms`);
   }
 
-  async waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  async waitFor(
+    what: string,
+    cond: () => boolean | Promise<boolean>,
+    timeoutMs = 5000,
+  ): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       if (await cond()) return;

@@ -13,6 +13,10 @@ import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "../../sr
 import { MemoryNetwork } from "../../src/transport/mod.ts";
 import { bytes, ListFSM, sleep, TestCluster } from "./_cluster.ts";
 
+async function* chunksOf(text: string): AsyncGenerator<Uint8Array> {
+  yield bytes(text);
+}
+
 Deno.test("config validation names the fields", async () => {
   const fsm = new ListFSM();
   const net = new MemoryNetwork();
@@ -43,7 +47,9 @@ Deno.test("single node: bootstrap, apply returns the FSM result, barrier, reads"
     assert.equal(r1.response, 1);
     assert.equal(r2.response, 2);
     assert.equal(r2.index, r1.index + 1);
-    const many = await Promise.all(Array.from({ length: 200 }, (_, i) => n1.raft.apply(bytes(`x${i}`))));
+    const many = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => n1.raft.apply(bytes(`x${i}`))),
+    );
     assert.equal(many.at(-1)!.response, 202);
     const { index } = await n1.raft.barrier();
     assert.ok(index > r2.index);
@@ -106,24 +112,43 @@ Deno.test("membership: addVoter stages then promotes; demote; remove; observers"
     for (let i = 0; i < 20; i++) await leader.raft.apply(bytes(`v${i}`));
     const d = await c.start("d");
     await leader.raft.addVoter("d", "d");
-    await c.waitFor("d promoted", () =>
-      leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage === "voter");
+    await c.waitFor(
+      "d promoted",
+      () =>
+        leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage ===
+          "voter",
+    );
     await c.waitFor("d caught up", () => d.fsm.items.length === 20);
     await leader.raft.addNonvoter("e", "e");
-    assert.equal(leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "e")?.suffrage, "nonvoter");
+    assert.equal(
+      leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "e")?.suffrage,
+      "nonvoter",
+    );
     await leader.raft.removeServer("e");
     await leader.raft.demoteVoter("d");
-    assert.equal(leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage, "nonvoter");
+    assert.equal(
+      leader.raft.getConfiguration().configuration.servers.find((s) => s.id === "d")?.suffrage,
+      "nonvoter",
+    );
     await leader.raft.removeServer("d");
     await assert.rejects(() => leader.raft.removeServer("zz"), ConfigurationError);
     const { index } = leader.raft.getConfiguration();
-    await assert.rejects(() => leader.raft.addNonvoter("f", "f", { prevIndex: index - 1 }), ConfigurationError);
+    await assert.rejects(
+      () => leader.raft.addNonvoter("f", "f", { prevIndex: index - 1 }),
+      ConfigurationError,
+    );
     stop();
     const changes = events.map((e) => e.type === "peer" ? `${e.change}:${e.id}` : "");
-    for (const want of ["added:d", "promoted:d", "added:e", "removed:e", "demoted:d", "removed:d"]) {
+    for (
+      const want of ["added:d", "promoted:d", "added:e", "removed:e", "demoted:d", "removed:d"]
+    ) {
       assert.ok(changes.includes(want), `missing ${want} in ${changes}`);
     }
-    assert.deepEqual(leader.raft.getConfiguration().configuration.servers.map((s) => s.id).sort(), ["a", "b", "c"]);
+    assert.deepEqual(leader.raft.getConfiguration().configuration.servers.map((s) => s.id).sort(), [
+      "a",
+      "b",
+      "c",
+    ]);
     await leader.raft.apply(bytes("still works"));
   } finally {
     await c.shutdown();
@@ -137,8 +162,10 @@ Deno.test("a leader that removes itself steps down and the rest elect a new lead
     const leader = await c.waitLeader();
     await leader.raft.apply(bytes("x"));
     await leader.raft.removeServer(leader.id);
-    await c.waitFor("a new leader", () =>
-      c.running().some((n) => n.id !== leader.id && n.raft.state === "leader"));
+    await c.waitFor(
+      "a new leader",
+      () => c.running().some((n) => n.id !== leader.id && n.raft.state === "leader"),
+    );
     assert.notEqual(leader.raft.state, "leader");
     const next = c.running().find((n) => n.raft.state === "leader")!;
     await next.raft.apply(bytes("y"));
@@ -199,9 +226,14 @@ Deno.test("automatic snapshots by threshold keep the log short", async () => {
     await c.bootstrap(["a", "b", "c"]);
     const leader = await c.waitLeader();
     for (let i = 0; i < 30; i++) {
-      await Promise.all(Array.from({ length: 10 }, (_, j) => leader.raft.apply(bytes(`v${i}-${j}`))));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, j) => leader.raft.apply(bytes(`v${i}-${j}`))),
+      );
     }
-    await c.waitFor("snapshots everywhere", () => c.running().every((n) => n.raft.stats().snapshotsTaken >= 2));
+    await c.waitFor(
+      "snapshots everywhere",
+      () => c.running().every((n) => n.raft.stats().snapshotsTaken >= 2),
+    );
     await c.waitFor("log compacted", async () => (await leader.logStore.firstIndex()) > 100);
   } finally {
     await c.shutdown();
@@ -214,12 +246,12 @@ Deno.test("restore replaces the state cluster-wide; recoverCluster after losing 
     await c.bootstrap(["a", "b", "c"]);
     const leader = await c.waitLeader();
     for (let i = 0; i < 5; i++) await leader.raft.apply(bytes(`v${i}`));
-    async function* data() {
-      yield bytes(JSON.stringify(["restored"]));
-    }
-    await leader.raft.restore(data());
+    await leader.raft.restore(chunksOf(JSON.stringify(["restored"])));
     assert.deepEqual(leader.fsm.items, ["restored"]);
-    await c.waitFor("followers restored", () => c.running().every((n) => n.fsm.items[0] === "restored"));
+    await c.waitFor(
+      "followers restored",
+      () => c.running().every((n) => n.fsm.items[0] === "restored"),
+    );
     await leader.raft.apply(bytes("next"));
     await c.waitFor("followers applied", () => c.running().every((n) => n.fsm.items.length === 2));
 

@@ -1,0 +1,157 @@
+/**
+ * Library benchmark: three OS processes on loopback TCP with file stores
+ * (fsync on). The leader bootstraps, adds the two followers as voters, waits
+ * for them to catch up, then keeps `conc` apply() calls in flight until `n`
+ * are done. Prints one JSON line.
+ *
+ *   deno task bench -- --n 20000 --size 128 --conc 64 [--runtime deno|bun] [--runs 1]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { bunCommand } from "./_runtime.ts";
+
+const { values } = parseArgs({
+  args: Deno.args.filter((a) => a !== "--"),
+  options: {
+    n: { type: "string", default: "20000" },
+    size: { type: "string", default: "128" },
+    conc: { type: "string", default: "64" },
+    runtime: { type: "string", default: "deno" },
+    runs: { type: "string", default: "1" },
+    /** Write a V8 tick log of the leader (Deno only) into this directory (read with `node --prof-process`). */
+    "cpu-prof": { type: "string" },
+    "snapshot-threshold": { type: "string", default: "8192" },
+    "trailing-logs": { type: "string", default: "10240" },
+  },
+});
+const n = Number(values.n);
+const size = Number(values.size);
+const conc = Number(values.conc);
+const runtime = values.runtime;
+if (runtime !== "deno" && runtime !== "bun") {
+  throw new Error(`--runtime must be deno or bun, got ${runtime}`);
+}
+for (const [name, v] of [["n", n], ["size", size], ["conc", conc]] as const) {
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
+}
+
+interface Child {
+  process: Deno.ChildProcess;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  lines: AsyncIterator<string>;
+}
+
+const nodeScript = new URL("./raft_node.ts", import.meta.url).pathname;
+
+async function spawnNode(id: string, dir: string, profile = false): Promise<Child & { address: string }> {
+  const extra = [
+    `--id=${id}`,
+    `--dir=${dir}`,
+    `--snapshot-threshold=${values["snapshot-threshold"]}`,
+    `--trailing-logs=${values["trailing-logs"]}`,
+  ];
+  const [cmd, ...args] = runtime === "bun"
+    ? [...(await bunCommand()), "run", nodeScript, ...extra]
+    : [
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(profile ? [`--v8-flags=--prof,--logfile=${values["cpu-prof"]}/v8-%p.log`] : []),
+      nodeScript,
+      ...extra,
+    ];
+  const process = new Deno.Command(cmd, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = process.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
+    [Symbol.asyncIterator]();
+  const child = { process, writer: process.stdin.getWriter(), lines };
+  const first = await next(child);
+  return { ...child, address: first.address as string };
+}
+
+function splitLines(): TransformStream<string, string> {
+  let buf = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        ctl.enqueue(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    },
+  });
+}
+
+async function next(child: Child): Promise<Record<string, unknown>> {
+  for (;;) {
+    const r = await child.lines.next();
+    if (r.done) throw new Error("bench node exited");
+    const line = r.value.trim();
+    if (!line.startsWith("{")) continue; // log lines
+    const msg = JSON.parse(line);
+    if (msg.error) throw new Error(`bench node: ${msg.error}`);
+    return msg;
+  }
+}
+
+async function command(child: Child, cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+  await child.writer.write(new TextEncoder().encode(JSON.stringify(cmd) + "\n"));
+  return await next(child);
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = status.match(/VmHWM:\s+(\d+) kB/);
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function runOnce(): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "raftd-bench-" });
+  const children: Child[] = [];
+  try {
+    const leader = await spawnNode("n1", `${root}/n1`, values["cpu-prof"] !== undefined);
+    children.push(leader);
+    const f1 = await spawnNode("n2", `${root}/n2`);
+    children.push(f1);
+    const f2 = await spawnNode("n3", `${root}/n3`);
+    children.push(f2);
+    await command(leader, { cmd: "bootstrap" });
+    await command(leader, { cmd: "add", id: "n2", address: f1.address });
+    await command(leader, { cmd: "add", id: "n3", address: f2.address });
+    const result = await command(leader, { cmd: "load", n, size, conc });
+    if (values["cpu-prof"] !== undefined) await command(leader, { cmd: "exit" }).catch(() => {});
+    const rss = Math.max(peakRssMb(f1.process.pid), peakRssMb(f2.process.pid));
+    console.log(JSON.stringify({
+      impl: "raftd",
+      runtime,
+      n,
+      size,
+      conc,
+      ops_per_s: result.ops_per_s,
+      p50_ms: result.p50_ms,
+      p99_ms: result.p99_ms,
+      follower_peak_rss_mb: rss,
+    }));
+  } finally {
+    for (const c of children) {
+      try {
+        c.process.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await c.process.status;
+    }
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+for (let i = 0; i < Number(values.runs); i++) await runOnce();
