@@ -43,6 +43,8 @@ const MAX_GROUP_BYTES = 16 * MIB;
 /** Segments are addressed with u32 offsets. */
 const MAX_SEGMENT_FILE_BYTES = 0xffff_ffff;
 const SCAN_CHUNK_BYTES = 4 * MIB;
+/** Read handles kept open (least recently used ones are closed beyond this). */
+const MAX_OPEN_READERS = 32;
 
 const META_FILE = "meta";
 const META_MAGIC = 0x52444c4d; // "RDLM"
@@ -103,7 +105,10 @@ interface Segment {
   offsets: Uint32Array;
   /** End of the last valid record. */
   size: number;
+  /** Read handle, opened on demand; at most MAX_OPEN_READERS segments keep one. */
   reader: Promise<FileHandle> | undefined;
+  /** Reads in progress on `reader` (it is not closed under them). */
+  inflight: number;
 }
 
 interface AppendOp {
@@ -178,6 +183,8 @@ export class FileLogStore implements LogStore {
   #closed = false;
 
   #readers = 0;
+  /** Segments with an open reader, least recently used first. */
+  readonly #openReaders = new Set<Segment>();
   #drainWaiters: (() => void)[] = [];
 
   readonly #stats = {
@@ -565,6 +572,7 @@ export class FileLogStore implements LogStore {
       offsets: new Uint32Array(1024),
       size: SEGMENT_HEADER_BYTES,
       reader: undefined,
+      inflight: 0,
     };
     this.#segments.push(seg);
     this.#writerSeg = seg;
@@ -675,9 +683,7 @@ export class FileLogStore implements LogStore {
     }
     const order = newestFirst ? [...dropped].reverse() : dropped;
     for (const seg of order) {
-      const r = seg.reader;
-      seg.reader = undefined;
-      if (r !== undefined) await r.then((h) => h.close(), () => {});
+      await this.#closeReader(seg);
       await this.#fs.remove(seg.path);
     }
     this.#stats.syncs++;
@@ -713,14 +719,39 @@ export class FileLogStore implements LogStore {
   }
 
   #reader(seg: Segment): Promise<FileHandle> {
+    const open = this.#openReaders;
+    open.delete(seg); // re-added last: most recently used
+    open.add(seg);
     if (seg.reader === undefined) {
       const r = this.#fs.open(seg.path, { read: true });
       seg.reader = r;
       r.catch(() => {
-        if (seg.reader === r) seg.reader = undefined;
+        if (seg.reader === r) {
+          seg.reader = undefined;
+          open.delete(seg);
+        }
       });
+      if (open.size > MAX_OPEN_READERS) this.#trimReaders();
     }
     return seg.reader;
+  }
+
+  /** Close least recently used readers that no read is using, down to the cap. */
+  #trimReaders(): void {
+    const open = this.#openReaders;
+    for (const old of open) {
+      if (open.size <= MAX_OPEN_READERS) break;
+      if (old.inflight === 0 && old !== this.#segments.at(-1)) {
+        this.#closeReader(old).catch(() => {});
+      }
+    }
+  }
+
+  async #closeReader(seg: Segment): Promise<void> {
+    const r = seg.reader;
+    seg.reader = undefined;
+    this.#openReaders.delete(seg);
+    if (r !== undefined) await r.then((h) => h.close(), () => {});
   }
 
   /** Read `lo..hi` (all stored) from the segment files: one positioned read per segment. */
@@ -744,6 +775,7 @@ export class FileLogStore implements LogStore {
         const len = p.end - p.start;
         const buf = new Uint8Array(len);
         let got: number;
+        p.seg.inflight++;
         try {
           const h = await this.#reader(p.seg);
           this.#stats.diskReads++;
@@ -753,6 +785,10 @@ export class FileLogStore implements LogStore {
             `cannot read entries from ${p.seg.path} at offset ${p.start}: ${describe(e)}`,
             { cause: e },
           );
+        } finally {
+          if (--p.seg.inflight === 0 && this.#openReaders.size > MAX_OPEN_READERS) {
+            this.#trimReaders();
+          }
         }
         if (got < len) {
           throw new CorruptionError(
@@ -817,11 +853,7 @@ export class FileLogStore implements LogStore {
 
   async #closeHandles(): Promise<void> {
     await this.#closeWriter().catch(() => {});
-    for (const seg of this.#segments) {
-      const r = seg.reader;
-      seg.reader = undefined;
-      if (r !== undefined) await r.then((h) => h.close(), () => {}).catch(() => {});
-    }
+    for (const seg of this.#segments) await this.#closeReader(seg).catch(() => {});
   }
 
   // ------------------------------------------------------------------ open
@@ -916,7 +948,15 @@ export class FileLogStore implements LogStore {
     const fs = this.#fs;
     const path = `${this.#dir}/${segmentFileName(base)}`;
     const reader = fs.open(path, { read: true });
-    const seg: Segment = { base, path, count: 0, offsets: new Uint32Array(0), size: 0, reader };
+    const seg: Segment = {
+      base,
+      path,
+      count: 0,
+      offsets: new Uint32Array(0),
+      size: 0,
+      reader,
+      inflight: 0,
+    };
     let ok = false;
     try {
       const h = await reader;
@@ -1037,6 +1077,13 @@ export class FileLogStore implements LogStore {
         }
       }
       ok = true;
+      if (isLast) {
+        this.#openReaders.add(seg);
+      } else {
+        // Sealed segments are reopened on demand: a long log must not hold a descriptor each.
+        seg.reader = undefined;
+        await h.close();
+      }
       return seg;
     } catch (e) {
       if (e instanceof CorruptionError) throw e;

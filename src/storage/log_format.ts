@@ -40,8 +40,6 @@ export const RECORD_HEADER_BYTES = 32;
 export const SEGMENT_MAGIC = 0x52444c47;
 /** Segment format version written and accepted. */
 export const SEGMENT_VERSION = 1;
-/** Largest data length a record may declare (the file store's sanity bound). */
-export const MAX_RECORD_DATA = 0x7fff_ffff - RECORD_HEADER_BYTES;
 
 const TWO_32 = 0x1_0000_0000;
 const MAX_HI = 0x1f_ffff; // hi half of Number.MAX_SAFE_INTEGER

@@ -42,4 +42,5 @@ export { MemoryLogStore } from "./memory_log_store.ts";
 export { MemoryStableStore } from "./memory_stable_store.ts";
 export { MemorySnapshotStore, type MemorySnapshotStoreOptions } from "./memory_snapshot_store.ts";
 export { compareSnapshots } from "./snapshot_order.ts";
-export { crc32c, crc32cHex, crc32cUpdate } from "./crc32c.ts";
+// The file stores take an optional `fs` (e.g. to count syncs or inject faults in tests).
+export type { DirEntry, FileHandle, FileInfo, FileSystem, OpenOptions } from "../platform/fs.ts";
