@@ -691,7 +691,7 @@ export class Raft<R = unknown> {
 
   /** Role of the node. */
   get state(): RaftState {
-    return this.#shutdown ? "shutdown" : this.#core.state;
+    return this.#shutdown || this.#failed ? "shutdown" : this.#core.state;
   }
 
   /** The leader as far as this node knows. */
@@ -930,7 +930,11 @@ export class Raft<R = unknown> {
         }
         this.#scheduleReady();
       },
-      onSnapshot: (m: InstallSnapshotRequest, data: AsyncIterable<Uint8Array>, from: ServerAddress) => {
+      onSnapshot: (
+        m: InstallSnapshotRequest,
+        data: AsyncIterable<Uint8Array>,
+        from: ServerAddress,
+      ) => {
         if (from !== "" && !this.#addresses.has(m.from)) this.#addresses.set(m.from, from);
         return this.#receiveSnapshot(m, data);
       },
