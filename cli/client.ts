@@ -1,0 +1,149 @@
+/**
+ * The admin commands' client of a node's HTTP API: bearer token, clear
+ * one-line errors, and retries while the cluster has no leader.
+ *
+ * @module
+ */
+
+import { env, readTextFile } from "../src/platform/process.ts";
+import { CliError, type Parsed, serverUrl, str } from "./args.ts";
+
+/** An API error body. */
+interface ErrorBody {
+  error?: string;
+  leader?: { id?: string; http?: string | null };
+  outcome?: string;
+}
+
+/**
+ * Talks to one node's API.
+ *
+ * @example
+ * ```ts ignore
+ * import { ApiClient } from "./client.ts";
+ * const client = new ApiClient("http://127.0.0.1:8001");
+ * console.log(await client.json("GET", "/v1/status"));
+ * ```
+ */
+export class ApiClient {
+  /** API base URL. */
+  readonly server: string;
+  readonly #token: string | undefined;
+  readonly #retryMs: number;
+
+  /**
+   * @param server API base URL.
+   * @param token bearer token, if the API needs one.
+   * @param retryMs how long to keep retrying 503 answers that are safe to retry.
+   */
+  constructor(server: string, token?: string, retryMs = 5000) {
+    this.server = server;
+    this.#token = token;
+    this.#retryMs = retryMs;
+  }
+
+  /** Send a request; non-2xx answers become a {@linkcode CliError} (unless `accept` lists the status). */
+  async request(
+    method: string,
+    path: string,
+    body?: Uint8Array | string,
+    accept: number[] = [],
+  ): Promise<Response> {
+    const deadline = Date.now() + this.#retryMs;
+    for (;;) {
+      let res: Response;
+      try {
+        res = await fetch(new URL(path, this.server), {
+          method,
+          headers: {
+            ...(this.#token !== undefined ? { authorization: `Bearer ${this.#token}` } : {}),
+            ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
+          },
+          body: body as BodyInit | undefined,
+          signal: AbortSignal.timeout(30_000),
+        });
+      } catch (e) {
+        const cause = (e as Error).message.split("\n")[0];
+        throw new CliError(`cannot reach raftd at ${this.server}: ${cause}`);
+      }
+      if (res.ok || accept.includes(res.status)) return res;
+      const text = await res.text();
+      let parsed: ErrorBody = {};
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = { error: text.trim() || res.statusText };
+      }
+      // 503 without an outcome means nothing was done (no leader yet): safe to retry.
+      if (res.status === 503 && parsed.outcome === undefined && Date.now() < deadline) {
+        const after = Number(res.headers.get("retry-after") ?? "1");
+        await new Promise((r) => setTimeout(r, Math.min(Math.max(after, 0.1), 1) * 1000));
+        continue;
+      }
+      const leader = parsed.leader?.id
+        ? ` (leader: ${parsed.leader.id}${parsed.leader.http ? ` at ${parsed.leader.http}` : ""})`
+        : "";
+      const outcome = parsed.outcome ? ` [outcome: ${parsed.outcome}]` : "";
+      throw new CliError(
+        `${method} ${path} failed: ${res.status} ${
+          parsed.error ?? res.statusText
+        }${leader}${outcome}`,
+      );
+    }
+  }
+
+  /** Send a request and parse the JSON answer. */
+  async json<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
+    const res = await this.request(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+    );
+    return await res.json() as T;
+  }
+}
+
+/**
+ * The client for a parsed command line: `--server`/$RAFTD_SERVER and
+ * `--token-file`/$RAFTD_TOKEN_FILE.
+ *
+ * @example
+ * ```ts ignore
+ * import { clientFor } from "./client.ts";
+ * const client = await clientFor("raftd status", parsed);
+ * ```
+ */
+export async function clientFor(command: string, p: Parsed): Promise<ApiClient> {
+  const server = serverUrl(command, p);
+  const tokenFile = str(p, "token-file") ?? env("RAFTD_TOKEN_FILE");
+  let token: string | undefined;
+  if (tokenFile !== undefined) {
+    try {
+      token = (await readTextFile(tokenFile)).trim();
+    } catch (e) {
+      throw new CliError(
+        `${command}: cannot read the token file ${tokenFile}: ${(e as Error).message}`,
+      );
+    }
+    if (token === "") throw new CliError(`${command}: the token file ${tokenFile} is empty`);
+  }
+  return new ApiClient(server, token);
+}
+
+/**
+ * The API path of a key. The whole key is percent-encoded (`/` too), so
+ * segments like `..` in a key are never resolved away by URL parsing.
+ *
+ * @example
+ * ```ts
+ * import { keyPath } from "./client.ts";
+ * console.log(keyPath("a b/c")); // "/v1/kv/a%20b%2Fc"
+ * ```
+ */
+export function keyPath(key: string): string {
+  return `/v1/kv/${encodeURIComponent(key)}`;
+}

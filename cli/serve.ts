@@ -1,0 +1,230 @@
+/**
+ * `raftd serve`: run a node until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+
+import { startDaemon } from "../src/server/daemon.ts";
+import type { DaemonRaftConfig } from "../src/server/daemon.ts";
+import { onSignals, readTextFile, writeStdout } from "../src/platform/process.ts";
+import {
+  bool,
+  CliError,
+  HELP_OPTION,
+  helpText,
+  int,
+  type OptionSpec,
+  parse,
+  str,
+  UsageError,
+} from "./args.ts";
+import { setupLogging } from "./logging.ts";
+import { VERSION } from "./version.ts";
+
+const COMMAND = "raftd serve";
+
+const OPTIONS: Record<string, OptionSpec> = {
+  id: { type: "string", arg: "ID", help: "this server's id, stable across restarts (required)" },
+  raft: {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "Raft transport address to bind (default 127.0.0.1:7001)",
+  },
+  http: {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "HTTP API address to bind (default 127.0.0.1:8001)",
+  },
+  data: {
+    type: "string",
+    arg: "DIR",
+    help: "data directory: log, hard state, snapshots (required)",
+  },
+  bootstrap: {
+    type: "boolean",
+    help: "start a new single-node cluster (ignored with a notice when DIR holds state)",
+  },
+  join: {
+    type: "string",
+    arg: "URL",
+    help: "join the cluster through this node's API (e.g. http://127.0.0.1:8001)",
+  },
+  "advertise-raft": {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "Raft address peers use (default: --raft)",
+  },
+  "advertise-http": {
+    type: "string",
+    arg: "URL",
+    help: "API URL peers use (default: http:// + --http)",
+  },
+  "api-token-file": {
+    type: "string",
+    arg: "FILE",
+    help: "require Authorization: Bearer <token in FILE> on the API (all but /health)",
+  },
+  "cluster-key-file": {
+    type: "string",
+    arg: "FILE",
+    help: "shared secret every node of the cluster must know (transport handshake)",
+  },
+  "tls-cert": { type: "string", arg: "FILE", help: "transport TLS: PEM certificate chain" },
+  "tls-key": { type: "string", arg: "FILE", help: "transport TLS: PEM private key" },
+  "tls-ca": {
+    type: "string",
+    arg: "FILE",
+    help: "transport TLS: PEM CA that peers' certificates chain to",
+  },
+  "max-key-bytes": { type: "string", arg: "N", help: "longest key in bytes (default 1024)" },
+  "max-value-bytes": { type: "string", arg: "N", help: "largest value in bytes (default 1048576)" },
+  "request-timeout": {
+    type: "string",
+    arg: "MS",
+    help: "timeout of each write/read/change in ms (default 5000)",
+  },
+  "heartbeat-interval": {
+    type: "string",
+    arg: "MS",
+    help: "leader heartbeat interval (default 100)",
+  },
+  "election-timeout": {
+    type: "string",
+    arg: "MS",
+    help: "election timeout, randomized in [t, 2t) (default 1000)",
+  },
+  "snapshot-threshold": {
+    type: "string",
+    arg: "N",
+    help: "snapshot after N applied entries (default 8192)",
+  },
+  "snapshot-interval": {
+    type: "string",
+    arg: "MS",
+    help: "how often to check the threshold (default 30000)",
+  },
+  "trailing-logs": {
+    type: "string",
+    arg: "N",
+    help: "entries kept behind a snapshot (default 10240)",
+  },
+  "retain-snapshots": { type: "string", arg: "N", help: "snapshots kept on disk (default 2)" },
+  "log-level": {
+    type: "string",
+    arg: "LEVEL",
+    help: "debug, info, warning or error (default info)",
+  },
+  "log-format": { type: "string", arg: "FORMAT", help: "text or json (default text)" },
+  ...HELP_OPTION,
+};
+
+/** Help text of `raftd serve`. */
+const SERVE_HELP: string = helpText(
+  `${COMMAND} --id ID --data DIR [--raft HOST:PORT] [--http HOST:PORT] [--bootstrap | --join URL] [options]`,
+  "Run a raftd node: a replicated key-value store with an HTTP API. Stops cleanly on\n" +
+    "SIGINT/SIGTERM. Binds loopback unless told otherwise.",
+  OPTIONS,
+);
+
+async function readSecret(flag: string, file: string | undefined): Promise<string | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = (await readTextFile(file)).trim();
+  } catch (e) {
+    throw new CliError(`${COMMAND}: cannot read ${flag} ${file}: ${(e as Error).message}`);
+  }
+  if (text === "") throw new CliError(`${COMMAND}: ${flag} ${file} is empty`);
+  return text;
+}
+
+/**
+ * Run `raftd serve` with `argv` (after the command name). Resolves when the
+ * node has stopped.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./serve.ts";
+ * await serve(["--id", "n1", "--data", "./data/n1", "--bootstrap"]);
+ * ```
+ */
+export async function serve(argv: string[]): Promise<number> {
+  const p = parse(COMMAND, argv, OPTIONS, 0);
+  if (bool(p, "help")) {
+    writeStdout(SERVE_HELP);
+    return 0;
+  }
+  const id = str(p, "id");
+  const data = str(p, "data");
+  if (id === undefined) {
+    throw new UsageError(`${COMMAND}: --id is required (see ${COMMAND} --help)`);
+  }
+  if (data === undefined) {
+    throw new UsageError(`${COMMAND}: --data is required (see ${COMMAND} --help)`);
+  }
+  if (bool(p, "bootstrap") && str(p, "join") !== undefined) {
+    throw new UsageError(`${COMMAND}: --bootstrap and --join exclude each other`);
+  }
+  const ms = (name: string) => int(COMMAND, p, name, { min: 1 });
+  const raft: DaemonRaftConfig = {};
+  const set = <K extends keyof DaemonRaftConfig>(k: K, v: DaemonRaftConfig[K] | undefined) => {
+    if (v !== undefined) raft[k] = v;
+  };
+  set("heartbeatInterval", ms("heartbeat-interval"));
+  set("electionTimeout", ms("election-timeout"));
+  set("snapshotThreshold", ms("snapshot-threshold"));
+  set("snapshotInterval", int(COMMAND, p, "snapshot-interval"));
+  set("trailingLogs", int(COMMAND, p, "trailing-logs"));
+  set("retainSnapshots", ms("retain-snapshots"));
+  if (raft.heartbeatInterval !== undefined && raft.electionTimeout === undefined) {
+    raft.electionTimeout = Math.max(1000, raft.heartbeatInterval * 10);
+  }
+  await setupLogging(COMMAND, str(p, "log-level") ?? "info", str(p, "log-format") ?? "text");
+  const token = await readSecret("--api-token-file", str(p, "api-token-file"));
+  const clusterKeyText = await readSecret("--cluster-key-file", str(p, "cluster-key-file"));
+  const clusterKey = clusterKeyText === undefined
+    ? undefined
+    : new TextEncoder().encode(clusterKeyText);
+  const tlsCert = str(p, "tls-cert");
+  const tlsKey = str(p, "tls-key");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new UsageError(`${COMMAND}: --tls-cert and --tls-key go together`);
+  }
+  if (str(p, "tls-ca") !== undefined && tlsCert === undefined) {
+    throw new UsageError(`${COMMAND}: --tls-ca needs --tls-cert and --tls-key`);
+  }
+  const tls = tlsCert !== undefined && tlsKey !== undefined
+    ? { certFile: tlsCert, keyFile: tlsKey, caFile: str(p, "tls-ca") }
+    : undefined;
+
+  let daemon;
+  try {
+    daemon = await startDaemon({
+      id,
+      raftAddress: str(p, "raft") ?? "127.0.0.1:7001",
+      httpAddress: str(p, "http") ?? "127.0.0.1:8001",
+      advertiseRaft: str(p, "advertise-raft"),
+      advertiseHttp: str(p, "advertise-http"),
+      dataDir: data,
+      bootstrap: bool(p, "bootstrap"),
+      join: str(p, "join"),
+      token,
+      clusterKey,
+      tls,
+      maxKeyBytes: ms("max-key-bytes"),
+      maxValueBytes: ms("max-value-bytes"),
+      timeoutMs: ms("request-timeout"),
+      raft,
+      version: VERSION,
+    });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new CliError(`${COMMAND}: cannot start: ${msg}`);
+  }
+  const d = daemon;
+  const off = onSignals(["SIGINT", "SIGTERM"], () => void d.stop());
+  await d.stopped;
+  off();
+  if (d.failure !== undefined) throw new CliError(`${COMMAND}: ${d.failure}`);
+  return 0;
+}

@@ -1,0 +1,315 @@
+/**
+ * The raftd daemon: one Raft node with file storage and the TCP transport,
+ * the replicated key-value store, and the HTTP API.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "../config.ts";
+import { serveHttp } from "../platform/http.ts";
+import type { HttpServer } from "../platform/http.ts";
+import { ensureDir } from "../platform/process.ts";
+import { Raft } from "../raft.ts";
+import { FileLogStore, FileSnapshotStore, FileStableStore } from "../storage/mod.ts";
+import { TcpTransport, type TcpTransportTlsOptions } from "../transport/mod.ts";
+import type { Transport } from "../transport/types.ts";
+import { createApi } from "./http_api.ts";
+import { KvFsm, type KvResult } from "./kv_fsm.ts";
+import { joinCluster, MemberRegistrar } from "./registrar.ts";
+
+const log = getLogger(["raftd", "server"]);
+
+/**
+ * Raft tunables the daemon passes through (everything but the id).
+ *
+ * @example
+ * ```ts
+ * import type { DaemonRaftConfig } from "./daemon.ts";
+ * const raft: DaemonRaftConfig = { heartbeatInterval: 50, electionTimeout: 500 };
+ * ```
+ */
+export type DaemonRaftConfig = Omit<Config, "id">;
+
+/**
+ * Options of {@linkcode startDaemon}.
+ *
+ * @example
+ * ```ts
+ * import type { DaemonOptions } from "./daemon.ts";
+ * const options: DaemonOptions = {
+ *   id: "n2",
+ *   raftAddress: "127.0.0.1:7002",
+ *   httpAddress: "127.0.0.1:8002",
+ *   dataDir: "./data/n2",
+ *   join: "http://127.0.0.1:8001",
+ * };
+ * ```
+ */
+export interface DaemonOptions {
+  /** This server's id. */
+  id: string;
+  /** `host:port` the Raft transport binds (port 0 picks a free one). */
+  raftAddress: string;
+  /** `host:port` the HTTP API binds (port 0 picks a free one). */
+  httpAddress: string;
+  /** Raft address other servers use to reach this one (default: the bound address). */
+  advertiseRaft?: string;
+  /** API base URL other servers use (default: `http://` + the bound address). */
+  advertiseHttp?: string;
+  /** Directory of the log, the hard state and the snapshots. */
+  dataDir: string;
+  /** Start a new single-node cluster (ignored with a notice when the data directory holds state). */
+  bootstrap?: boolean;
+  /** API base URL of a cluster node to join through. */
+  join?: string;
+  /** When set the API requires `Authorization: Bearer <token>` (and joins send it). */
+  token?: string;
+  /** Shared cluster secret of the transport (every node must have the same). */
+  clusterKey?: Uint8Array;
+  /** TLS for the transport. */
+  tls?: TcpTransportTlsOptions;
+  /** Longest key in UTF-8 bytes (default 1024). */
+  maxKeyBytes?: number;
+  /** Largest value in bytes (default 1 MiB). */
+  maxValueBytes?: number;
+  /** Timeout of each Raft operation behind an API call, in ms (default 5000). */
+  timeoutMs?: number;
+  /** Raft tunables. */
+  raft?: DaemonRaftConfig;
+  /** Version shown by /v1/status. */
+  version?: string;
+}
+
+/**
+ * A running daemon.
+ *
+ * @example
+ * ```ts
+ * import type { Daemon } from "./daemon.ts";
+ * async function restart(d: Daemon) {
+ *   console.log(`stopping ${d.raft.id} (${d.httpUrl})`);
+ *   await d.stop();
+ * }
+ * ```
+ */
+export interface Daemon {
+  /** The Raft node. */
+  readonly raft: Raft<KvResult>;
+  /** The key-value state machine. */
+  readonly fsm: KvFsm;
+  /** The advertised Raft address. */
+  readonly raftAddress: string;
+  /** The advertised API base URL. */
+  readonly httpUrl: string;
+  /** Stop serving, shut the node down and close the stores. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves once stopped. */
+  readonly stopped: Promise<void>;
+  /** Why the daemon stopped on its own (undefined after a requested stop). */
+  readonly failure: string | undefined;
+}
+
+function splitHostPort(addr: string, flag: string): { hostname: string; port: number } {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})$/.exec(addr);
+  if (!m || Number(m[2]) > 65535) {
+    throw new RangeError(`${flag} must be host:port, got ${JSON.stringify(addr)}`);
+  }
+  return { hostname: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
+}
+
+/**
+ * Start a raftd node: open the stores in `dataDir`, listen for Raft traffic
+ * and HTTP, bootstrap or join as asked, and keep this node's HTTP address
+ * registered in the replicated member table.
+ *
+ * @example
+ * ```ts ignore
+ * import { startDaemon } from "./daemon.ts";
+ * const d = await startDaemon({
+ *   id: "n1", raftAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001",
+ *   dataDir: "./data/n1", bootstrap: true,
+ * });
+ * await d.stop();
+ * ```
+ */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const httpBind = splitHostPort(options.httpAddress, "--http");
+  splitHostPort(options.raftAddress, "--raft");
+  await ensureDir(options.dataDir);
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    cleanups.length = 0;
+  };
+  try {
+    const logStore = await FileLogStore.open(`${options.dataDir}/log`);
+    cleanups.push(() => logStore.close());
+    const stableStore = await FileStableStore.open(options.dataDir);
+    cleanups.push(() => stableStore.close());
+    const snapshotStore = await FileSnapshotStore.open(`${options.dataDir}/snapshots`, {
+      retain: options.raft?.retainSnapshots ?? 2,
+    });
+    const existing = await Raft.hasExistingState({ logStore, stableStore, snapshotStore });
+
+    if (
+      options.advertiseRaft === undefined &&
+      isWildcard(splitHostPort(options.raftAddress, "--raft").hostname)
+    ) {
+      throw new RangeError("--advertise-raft is required when --raft binds all interfaces");
+    }
+    const transport: Transport = await TcpTransport.listen({
+      address: options.raftAddress,
+      advertiseAddress: options.advertiseRaft,
+      clusterKey: options.clusterKey,
+      tls: options.tls,
+    });
+    cleanups.push(() => transport.close());
+    const raftAddress = transport.localAddress;
+
+    const fsm = new KvFsm();
+    const raft = await Raft.create<KvResult>({ ...options.raft, id: options.id }, fsm, {
+      logStore,
+      stableStore,
+      snapshotStore,
+      transport,
+    });
+    cleanups.push(() => raft.shutdown());
+
+    // Bind HTTP before bootstrapping so the advertised URL is final (port 0).
+    let handler: (req: Request) => Promise<Response> = () =>
+      Promise.resolve(new Response("starting\n", { status: 503, headers: { "retry-after": "1" } }));
+    const server: HttpServer = serveHttp({
+      hostname: httpBind.hostname,
+      port: httpBind.port,
+      handler: (req) => handler(req),
+    });
+    cleanups.push(() => server.shutdown(1000));
+    if (options.advertiseHttp === undefined && isWildcard(httpBind.hostname)) {
+      throw new RangeError("--advertise-http is required when --http binds all interfaces");
+    }
+    const httpUrl = options.advertiseHttp ??
+      `http://${
+        server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname
+      }:${server.port}`;
+    const api = createApi({
+      raft,
+      fsm,
+      httpUrl,
+      token: options.token,
+      maxKeyBytes: options.maxKeyBytes,
+      maxValueBytes: options.maxValueBytes,
+      timeoutMs: options.timeoutMs,
+      version: options.version,
+    });
+    handler = api.handler;
+    log.info("{id} serving: raft {raft}, http {http}, data {data}", {
+      id: options.id,
+      raft: raftAddress,
+      http: httpUrl,
+      data: options.dataDir,
+    });
+
+    if (options.bootstrap) {
+      if (existing) {
+        log.info("the data directory already holds state: --bootstrap ignored");
+      } else {
+        await raft.bootstrapCluster({
+          servers: [{ id: options.id, address: raftAddress, suffrage: "voter" }],
+        });
+        log.info("bootstrapped a new single-node cluster");
+      }
+    }
+
+    let stopping: Promise<void> | undefined;
+    let failure: string | undefined;
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((r) => resolveStopped = r);
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info("shutting down");
+        await cleanup();
+        log.info("stopped");
+        resolveStopped();
+      })();
+      return stopping;
+    };
+
+    const unobserve = raft.observe((o) => {
+      if (o.type === "state" && o.state === "shutdown" && stopping === undefined) {
+        // Raft stopped on its own (e.g. a storage failure): a daemon that can
+        // no longer serve should exit so a supervisor restarts it.
+        failure = "the Raft node stopped unexpectedly";
+        log.error("{failure}; shutting down", { failure });
+        void stop();
+      } else if (o.type === "leader") {
+        if (o.leader) {
+          log.info("leader is {leader} (term {term})", { leader: o.leader.id, term: o.term });
+        } else log.info("no leader (term {term})", { term: o.term });
+      } else if (o.type === "peer") {
+        log.info("peer {id} {change} ({address})", {
+          id: o.id,
+          change: o.change,
+          address: o.address,
+        });
+      }
+    });
+    cleanups.push(() => Promise.resolve(unobserve()));
+
+    const registrar = new MemberRegistrar({ raft, fsm, httpUrl, token: options.token });
+    registrar.start();
+    cleanups.push(() => Promise.resolve(registrar.stop()));
+
+    const joinAbort = new AbortController();
+    cleanups.push(() => Promise.resolve(joinAbort.abort()));
+    if (options.join !== undefined) {
+      const member = raft.getConfiguration().configuration.servers.some((s) => s.id === options.id);
+      if (existing && member) {
+        log.info("already a member of a cluster: --join ignored");
+      } else {
+        joinCluster({
+          via: options.join,
+          id: options.id,
+          raft: raftAddress,
+          http: httpUrl,
+          token: options.token,
+          signal: joinAbort.signal,
+        }).then(
+          (r) =>
+            log.info("joined the cluster via {via} (index {index})", {
+              via: options.join,
+              index: r.index,
+            }),
+          (e) => {
+            if (!joinAbort.signal.aborted) {
+              log.error("could not join via {via}: {error}", {
+                via: options.join,
+                error: (e as Error).message,
+              });
+            }
+          },
+        );
+      }
+    }
+
+    return {
+      raft,
+      fsm,
+      raftAddress,
+      httpUrl,
+      stopped,
+      get failure() {
+        return failure;
+      },
+      stop,
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
