@@ -143,6 +143,7 @@ export async function demo(argv: string[], mainModuleUrl: string): Promise<numbe
     }, 30_000);
 
     const cmd = self.args.length === 0 ? self.command : "deno task raftd";
+    const showcase = await putAndRead(nodes[0].http, nodes[1].http);
     writeStdout(
       [
         `raftd demo: a 3-node cluster is running (data in ${dir}${
@@ -150,6 +151,8 @@ export async function demo(argv: string[], mainModuleUrl: string): Promise<numbe
         })`,
         "",
         ...nodes.map((n) => `  ${n.id}  raft ${n.raft}  http ${n.http}  (pid ${n.child.pid})`),
+        "",
+        showcase,
         "",
         "Point a client at any node, e.g.:",
         `  export RAFTD_SERVER=${nodes[0].http}`,
@@ -181,5 +184,28 @@ export async function demo(argv: string[], mainModuleUrl: string): Promise<numbe
     }));
     if (given === undefined) await removeDir(dir);
     writeStdout("raftd demo: stopped\n");
+  }
+}
+
+/**
+ * Show the cluster working: a write through one node and a linearizable
+ * read of it through another (which forwards to the leader).
+ */
+async function putAndRead(writeUrl: string, readUrl: string): Promise<string> {
+  try {
+    const put = await fetch(`${writeUrl}/v1/kv/greeting`, { method: "PUT", body: "hello" });
+    const putBody = await put.json() as { index?: number; error?: string };
+    if (!put.ok) return `(demo write failed: ${putBody.error ?? put.status})`;
+    const get = await fetch(`${readUrl}/v1/kv/greeting?consistency=linearizable`);
+    const value = await get.text();
+    if (!get.ok) return `(demo read failed: ${get.status} ${value})`;
+    return [
+      `  PUT ${writeUrl}/v1/kv/greeting  body "hello"  -> committed at index ${putBody.index}`,
+      `  GET ${readUrl}/v1/kv/greeting?consistency=linearizable  -> "${value}" (modify index ${
+        get.headers.get("x-raft-index")
+      })`,
+    ].join("\n");
+  } catch (e) {
+    return `(demo put/get failed: ${e instanceof Error ? e.message : String(e)})`;
   }
 }
