@@ -196,7 +196,13 @@ interface CompactTask {
   index: number;
 }
 
-type WriteTask = PersistTask | CompactTask;
+/** Drop the whole stored log (a restored user snapshot replaces it). */
+interface ResetTask {
+  kind: "reset";
+  done: () => void;
+}
+
+type WriteTask = PersistTask | CompactTask | ResetTask;
 
 function operationDeadline(options: OperationOptions | undefined, op: string): number {
   const timeout = options?.timeout;
@@ -293,6 +299,8 @@ export class Raft<R = unknown> {
   };
   #snapshotting = false;
   #restoreInProgress = false;
+  /** Serializes taking, installing and restoring snapshots (they all touch the FSM's whole state). */
+  #snapshotLock: Promise<void> = Promise.resolve();
   #lastSnapshot: { index: number; term: number; size: number } = { index: 0, term: 0, size: 0 };
 
   #state: RaftState = "follower";
@@ -353,8 +361,21 @@ export class Raft<R = unknown> {
     }
     const hardState = await stores.stableStore.getState();
     const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm);
-    const first = await stores.logStore.firstIndex();
-    const last = await stores.logStore.lastIndex();
+    let first = await stores.logStore.firstIndex();
+    let last = await stores.logStore.lastIndex();
+    if (snapshot && last > 0 && !(await logChainsTo(stores.logStore, snapshot.meta, first, last))) {
+      // A crash between storing a leader's snapshot and installing it leaves a
+      // log that ends before it, leaves a gap, or disagrees with it: the
+      // snapshot wins, as the install would have done.
+      log.warn("stored log {first}..{last} does not continue snapshot {index}; dropping it", {
+        first,
+        last,
+        index: snapshot.meta.index,
+      });
+      await stores.logStore.deleteRange(first, last);
+      first = 0;
+      last = 0;
+    }
     let entries: Entry[] = [];
     if (last > 0) {
       const from = snapshot && snapshot.meta.index >= last ? last + 1 : Math.max(first, 1);
@@ -445,7 +466,7 @@ export class Raft<R = unknown> {
       }
     }
     const hs = await stores.stableStore.getState();
-    if (hs && hs.term > term) term = hs.term;
+    // The snapshot's term is that of its last entry; the stored term stays in the stable store.
     const meta: SnapshotMeta = { index, term, configuration: conf, configurationIndex: index };
     await persistFsmSnapshot(fsm, stores.snapshotStore, meta);
     if (last > 0) await stores.logStore.deleteRange(first, last);
@@ -490,13 +511,15 @@ export class Raft<R = unknown> {
       log.warn("closing transport failed: {error}", { error: String(e) });
     }
     const giveUp = performance.now() + this.#config.storageTimeout;
+    await Promise.race([
+      this.#snapshotLock,
+      new Promise((r) => setTimeout(r, this.#config.storageTimeout)),
+    ]);
     while (this.#writing && performance.now() < giveUp) await new Promise((r) => setTimeout(r, 1));
     if (!this.#failed && !this.#writing && this.#commitHintDirty) {
       try {
-        await this.#stableStore.setState({
-          ...this.#lastHardState,
-          commit: this.#core.commitIndex,
-        });
+        // Only the commit index of a persisted Ready: its entries are on disk.
+        await this.#stableStore.setState(this.#lastHardState);
       } catch (e) {
         log.warn("writing the commit hint at shutdown failed: {error}", { error: String(e) });
       }
@@ -619,45 +642,104 @@ export class Raft<R = unknown> {
     if (this.#restoreInProgress) throw new InvalidStateError("a restore is already in progress");
     await this.barrier(options);
     this.#restoreInProgress = true;
-    this.#applyBlocked++;
     try {
-      if (this.#core.state !== "leader") throw this.#notLeader();
-      const config = this.#core.latestConfiguration();
-      const meta: SnapshotMeta = {
-        index: this.#core.lastIndex + 1,
-        term: this.#core.term,
-        configuration: config.configuration,
-        configurationIndex: config.index,
-      };
-      const sink = await this.#snapshotStore.create(meta);
-      let info: SnapshotInfo;
-      try {
-        for await (const chunk of data) await sink.write(chunk);
-        info = await sink.close();
-      } catch (e) {
-        await sink.cancel();
-        throw e;
-      }
-      while (this.#writing || this.#writeQueue.length > 0) {
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      this.#core.installUserSnapshot(config);
-      const source = await this.#snapshotStore.open(info.id);
-      await this.#fsm.restore(source.data);
-      this.#appliedIndex = meta.index;
-      this.#lastSnapshot = { index: meta.index, term: meta.term, size: info.size };
-      this.#core.snapshotTaken(meta);
-      const last = await this.#logStore.lastIndex();
-      const first = await this.#logStore.firstIndex();
-      if (last > 0) await this.#logStore.deleteRange(first, last);
-      this.#storedLastIndex = 0;
+      await this.#withSnapshotLock(() => this.#restoreLocked(data));
     } finally {
-      this.#applyBlocked--;
       this.#restoreInProgress = false;
-      this.#drainApplyQueue();
     }
     this.#scheduleReady();
     await this.barrier(options);
+  }
+
+  async #restoreLocked(data: AsyncIterable<Uint8Array>): Promise<void> {
+    if (this.#core.state !== "leader") throw this.#notLeader();
+    const config = this.#core.latestConfiguration();
+    const lastIndex = this.#core.lastIndex;
+    const term = this.#core.term;
+    const planned: SnapshotMeta = {
+      index: lastIndex + 1,
+      term,
+      configuration: config.configuration,
+      configurationIndex: config.index,
+    };
+    const sink = await this.#snapshotStore.create(planned);
+    let info: SnapshotInfo;
+    try {
+      for await (const chunk of data) await sink.write(chunk);
+      info = await sink.close();
+    } catch (e) {
+      await sink.cancel();
+      throw e;
+    }
+    while (this.#writing || this.#writeQueue.length > 0) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    // Proposals are refused during a restore, but the leader may still have
+    // appended (a promotion) or lost its term: then the snapshot's index is
+    // taken and it must go.
+    if (
+      this.#core.state !== "leader" || this.#core.term !== term ||
+      this.#core.lastIndex !== lastIndex || this.#core.latestConfiguration().index !== config.index
+    ) {
+      await this.#discardSnapshot(info.id);
+      throw new InvalidStateError("the log changed while the restore was being written; retry");
+    }
+    this.#applyBlocked++;
+    try {
+      const meta = this.#core.installUserSnapshot(config);
+      const source = await this.#snapshotStore.open(info.id);
+      try {
+        await this.#fsm.restore(source.data);
+      } catch (e) {
+        this.#fail(e as Error, "restoring the FSM from a user snapshot");
+        throw e;
+      }
+      this.#skipPendingUpTo(meta.index);
+      this.#appliedIndex = meta.index;
+      this.#appliedConfiguration = {
+        index: meta.configurationIndex,
+        configuration: meta.configuration,
+      };
+      this.#lastSnapshot = { index: meta.index, term: meta.term, size: info.size };
+      this.#core.snapshotTaken(meta);
+      // The old log goes in write order: after what is queued, before what follows.
+      await new Promise<void>((done) => {
+        this.#writeQueue.push({ kind: "reset", done });
+        if (!this.#writing) void this.#writeLoop();
+      });
+    } finally {
+      this.#applyBlocked--;
+      this.#drainApplyQueue();
+    }
+  }
+
+  async #discardSnapshot(id: string): Promise<void> {
+    if (this.#snapshotStore.remove) {
+      await this.#snapshotStore.remove(id);
+      return;
+    }
+    const error = new StorageError(
+      `snapshot ${id} of an aborted restore cannot be removed (the snapshot store has no remove())`,
+    );
+    this.#fail(error, "aborting a restore");
+    throw error;
+  }
+
+  /** Run `fn` alone among snapshot takes, installs and restores. */
+  #withSnapshotLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#snapshotLock.then(fn);
+    this.#snapshotLock = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** The applied index jumps past pending operations (snapshot): their entries were replaced. */
+  #skipPendingUpTo(index: number): void {
+    for (const [i, p] of this.#pendingApplies) {
+      if (i > index) continue;
+      this.#pendingApplies.delete(i);
+      if (p.deadline !== Infinity) this.#deadlines--;
+      p.reject(new LeadershipLostError("unknown", `entry ${i} was superseded by a snapshot`));
+    }
   }
 
   /**
@@ -784,7 +866,7 @@ export class Raft<R = unknown> {
   ): Promise<ApplyResult<unknown>> {
     try {
       this.#checkRunning();
-      if (this.#restoreInProgress && type === EntryType.Normal) {
+      if (this.#restoreInProgress) {
         throw new InvalidStateError("a restore is in progress; retry after it completes");
       }
       const deadline = operationDeadline(options, op);
@@ -839,9 +921,14 @@ export class Raft<R = unknown> {
         `${op}: options.prevIndex must be a non-negative integer, got ${prevIndex}`,
       );
     }
-    // A change right after an election or another change waits for the
-    // previous one to commit instead of failing at once.
+    if (this.#restoreInProgress) {
+      throw new InvalidStateError("a restore is in progress; retry after it completes");
+    }
+    // A change right after an election or another change waits (at most 10 s
+    // or the timeout) for the previous one to commit instead of failing at once.
+    const giveUp = Math.min(deadline, performance.now() + 10_000);
     for (;;) {
+      options?.signal?.throwIfAborted();
       try {
         const { index, term } = this.#core.proposeConfigurationChange(change, prevIndex);
         this.#noteConfiguration();
@@ -855,18 +942,14 @@ export class Raft<R = unknown> {
           kind: "index",
         });
         if (deadline !== Infinity) this.#deadlines++;
+        if (options?.signal) this.#watchSignal(options.signal, index, op);
         this.#scheduleReady();
         await promise;
         return { index };
       } catch (e) {
         const retriable = e instanceof ConfigurationError && prevIndex === 0 &&
           /in progress|not committed an entry/.test(e.message);
-        if (
-          !retriable ||
-          performance.now() + this.#tickMs > Math.min(deadline, performance.now() + 10_000)
-        ) {
-          throw e;
-        }
+        if (!retriable || performance.now() + this.#tickMs > giveUp) throw e;
         await new Promise((r) => setTimeout(r, this.#tickMs));
         this.#checkRunning();
       }
@@ -892,6 +975,7 @@ export class Raft<R = unknown> {
         const p = this.#pendingReads.get(id);
         if (p) {
           this.#pendingReads.delete(id);
+          if (p.deadline !== Infinity) this.#deadlines--;
           p.reject(new AbortError(op, "not_committed", { cause: options.signal?.reason }));
         }
       }, { once: true });
@@ -945,7 +1029,10 @@ export class Raft<R = unknown> {
     m: InstallSnapshotRequest,
     data: AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    if (this.#shutdown) throw new ShutdownError();
+    if (this.#shutdown || this.#failed) throw new ShutdownError();
+    if (m.term < this.#core.term) {
+      throw new RaftError(`stale snapshot from ${m.from}: term ${m.term} < ${this.#core.term}`);
+    }
     this.#messagesReceived[m.type] = (this.#messagesReceived[m.type] ?? 0) + 1;
     const sink = await this.#snapshotStore.create(m.meta);
     try {
@@ -995,6 +1082,8 @@ export class Raft<R = unknown> {
         if (rd.softState) this.#onSoftState(rd.softState.state, rd.softState.leader);
         if (rd.entries.length > 0 || rd.snapshot) this.#noteConfiguration();
         for (const m of rd.messages) this.#sendMessage(m);
+        // Entries committed after a snapshot to install wait for the install.
+        if (rd.snapshot) this.#applyBlocked++;
         this.#writeQueue.push({ kind: "ready", ready: rd });
         if (rd.committed.length > 0) {
           this.#applyQueue.push(rd.committed);
@@ -1129,6 +1218,15 @@ export class Raft<R = unknown> {
           await this.#compactLog(task.index);
           continue;
         }
+        if (task.kind === "reset") {
+          this.#writeQueue.shift();
+          const first = await this.#logStore.firstIndex();
+          const last = await this.#logStore.lastIndex();
+          if (last > 0) await this.#logStore.deleteRange(first, last);
+          this.#storedLastIndex = 0;
+          task.done();
+          continue;
+        }
         // Take every queued Ready up to the next compaction task.
         const batch: Ready[] = [];
         while (this.#writeQueue.length > 0 && this.#writeQueue[0].kind === "ready") {
@@ -1233,8 +1331,18 @@ export class Raft<R = unknown> {
   }
 
   async #installSnapshot(meta: SnapshotMeta): Promise<void> {
-    this.#applyBlocked++;
     try {
+      await this.#withSnapshotLock(() => this.#installSnapshotLocked(meta));
+    } finally {
+      this.#applyBlocked--; // taken when the Ready was queued
+    }
+    this.#drainApplyQueue();
+    this.#releaseReads();
+  }
+
+  async #installSnapshotLocked(meta: SnapshotMeta): Promise<void> {
+    if (this.#failed || this.#shutdown) throw new ShutdownError();
+    {
       const info = (await this.#snapshotStore.list()).find((s) =>
         s.index === meta.index && s.term === meta.term
       );
@@ -1249,6 +1357,7 @@ export class Raft<R = unknown> {
       this.#applyQueue = this.#applyQueue.map((item) =>
         Array.isArray(item) ? item.filter((e) => e.index > meta.index) : item
       );
+      this.#skipPendingUpTo(meta.index);
       this.#appliedIndex = meta.index;
       this.#appliedConfiguration = {
         index: meta.configurationIndex,
@@ -1264,11 +1373,7 @@ export class Raft<R = unknown> {
         size: info.size,
       });
       this.#emit({ type: "snapshot", index: meta.index, term: meta.term, size: info.size });
-    } finally {
-      this.#applyBlocked--;
     }
-    this.#drainApplyQueue();
-    this.#releaseReads();
   }
 
   #releasePersistWaiters(): void {
@@ -1474,6 +1579,20 @@ export class Raft<R = unknown> {
   async #takeSnapshot(): Promise<SnapshotInfo> {
     this.#snapshotting = true;
     try {
+      return await this.#withSnapshotLock(() => this.#takeSnapshotLocked());
+    } finally {
+      this.#snapshotting = false;
+    }
+  }
+
+  async #takeSnapshotLocked(): Promise<SnapshotInfo> {
+    if (this.#failed || this.#shutdown) throw new ShutdownError();
+    if (this.#appliedIndex <= this.#lastSnapshot.index) {
+      throw new InvalidStateError(
+        `nothing new to snapshot: applied index ${this.#appliedIndex} is already in the snapshot at ${this.#lastSnapshot.index}`,
+      );
+    }
+    {
       // Capture the FSM between applies so the snapshot matches the applied index.
       this.#applyBlocked++;
       let fsmSnapshot: FSMSnapshot;
@@ -1492,7 +1611,9 @@ export class Raft<R = unknown> {
         this.#drainApplyQueue();
       }
       const info = await persistPrepared(fsmSnapshot, this.#snapshotStore, meta);
-      this.#lastSnapshot = { index: meta.index, term: meta.term, size: info.size };
+      if (meta.index > this.#lastSnapshot.index) {
+        this.#lastSnapshot = { index: meta.index, term: meta.term, size: info.size };
+      }
       this.#snapshotsTaken++;
       this.#core.snapshotTaken(meta);
       const target = Math.min(meta.index - this.#config.trailingLogs, this.#core.compactionFloor());
@@ -1503,8 +1624,6 @@ export class Raft<R = unknown> {
       log.info("snapshot taken at {index} ({size} bytes)", { index: meta.index, size: info.size });
       this.#emit({ type: "snapshot", index: meta.index, term: meta.term, size: info.size });
       return info;
-    } finally {
-      this.#snapshotting = false;
     }
   }
 
@@ -1606,11 +1725,25 @@ function coreOptionsFor(
   };
 }
 
+/** Whether the stored log `first..last` continues `snap` (no gap, same term where they overlap). */
+async function logChainsTo(
+  logStore: LogStore,
+  snap: SnapshotMeta,
+  first: number,
+  last: number,
+): Promise<boolean> {
+  if (last < snap.index || first > snap.index + 1) return false;
+  if (first > snap.index) return true;
+  const entry = await logStore.getLog(snap.index);
+  return entry !== undefined && entry.term === snap.term;
+}
+
 /** Restore the newest snapshot whose data verifies; older ones are tried when one is corrupt. */
 async function restoreNewestSnapshot<R>(
   store: SnapshotStore,
   fsm: FSM<R>,
 ): Promise<{ meta: SnapshotMeta; size: number } | undefined> {
+  let corrupt = 0;
   for (const info of await store.list()) {
     let source: SnapshotSource;
     try {
@@ -1625,6 +1758,7 @@ async function restoreNewestSnapshot<R>(
       return { meta, size: info.size };
     } catch (e) {
       if (e instanceof CorruptionError) {
+        corrupt++;
         log.warn("snapshot {id} is corrupt, trying an older one: {error}", {
           id: info.id,
           error: e.message,
@@ -1633,6 +1767,13 @@ async function restoreNewestSnapshot<R>(
       }
       throw e;
     }
+  }
+  if (corrupt > 0) {
+    // The FSM may hold part of a corrupt state, and the log alone cannot
+    // rebuild what the snapshots covered: an operator must step in.
+    throw new CorruptionError(
+      `all ${corrupt} stored snapshots failed their checks; restore the data directory from a backup or replace this server`,
+    );
   }
   return undefined;
 }
@@ -1650,13 +1791,15 @@ async function persistPrepared(
   store: SnapshotStore,
   meta: SnapshotMeta,
 ): Promise<SnapshotInfo> {
-  const sink = await store.create(meta);
   try {
-    await fsmSnapshot.persist(sink);
-    return await sink.close();
-  } catch (e) {
-    await sink.cancel();
-    throw e;
+    const sink = await store.create(meta);
+    try {
+      await fsmSnapshot.persist(sink);
+      return await sink.close();
+    } catch (e) {
+      await sink.cancel();
+      throw e;
+    }
   } finally {
     fsmSnapshot.release();
   }

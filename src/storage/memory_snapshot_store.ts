@@ -110,6 +110,12 @@ export class MemorySnapshotStore implements SnapshotStore {
     return Promise.resolve(sink);
   }
 
+  /** Delete a snapshot; unknown ids are ignored. */
+  remove(id: string): Promise<void> {
+    this.#stored = this.#stored.filter((s) => s.info.id !== id);
+    return Promise.resolve();
+  }
+
   /** Stored snapshots, newest first. */
   list(): Promise<SnapshotInfo[]> {
     return Promise.resolve(this.#stored.map((s) => copyInfo(s.info)));

@@ -147,4 +147,9 @@ export interface SnapshotStore {
   list(): Promise<SnapshotInfo[]>;
   /** Open a snapshot by id for reading. */
   open(id: string): Promise<SnapshotSource>;
+  /**
+   * Delete a snapshot. Optional: the node uses it to take back a snapshot
+   * written by an aborted `restore()`; without it such an abort stops the node.
+   */
+  remove?(id: string): Promise<void>;
 }

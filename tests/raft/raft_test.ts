@@ -309,3 +309,58 @@ Deno.test("lease and ReadIndex reads see every acknowledged write", async () => 
     await c.shutdown();
   }
 });
+
+Deno.test("proposals during a restore are refused and the node restarts cleanly after it", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["solo"]);
+    const node = c.nodes.get("solo")!;
+    for (let i = 0; i < 5; i++) await node.raft.apply(bytes(`v${i}`));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    async function* slowData(): AsyncGenerator<Uint8Array> {
+      yield bytes('["restored"');
+      await gate;
+      yield bytes("]");
+    }
+    const restoring = node.raft.restore(slowData());
+    await sleep(20);
+    await assert.rejects(() => node.raft.barrier(), InvalidStateError);
+    await assert.rejects(() => node.raft.apply(bytes("x")), InvalidStateError);
+    await assert.rejects(() => node.raft.addNonvoter("z", "z"), InvalidStateError);
+    release();
+    await restoring;
+    await node.raft.apply(bytes("after"));
+    assert.deepEqual(node.fsm.items, ["restored", "after"]);
+    await c.stop("solo");
+    const again = await c.start("solo");
+    await c.waitFor("restarted", () => again.raft.state === "leader");
+    assert.deepEqual(again.fsm.items, ["restored", "after"]);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("recoverCluster on servers with different stored terms yields a cluster that commits", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    let leader = await c.waitLeader();
+    for (let i = 0; i < 5; i++) await leader.raft.apply(bytes(`v${i}`));
+    await c.waitFor("all applied", () => c.running().every((n) => n.fsm.items.length === 5));
+    for (const n of c.running()) await n.raft.shutdown();
+    // One server saw more elections than the others.
+    const hs = (await c.nodes.get("a")!.stableStore.getState())!;
+    await c.nodes.get("a")!.stableStore.setState({ ...hs, term: hs.term + 3 });
+    const servers = ["a", "b", "c"].map((id) => ({ id, address: id, suffrage: "voter" as const }));
+    for (const id of ["a", "b", "c"]) {
+      await Raft.recoverCluster({ id }, new ListFSM(), c.nodes.get(id)!, { servers });
+    }
+    for (const id of ["a", "b", "c"]) await c.start(id);
+    leader = await c.waitLeader();
+    await leader.raft.apply(bytes("recovered"), { timeout: 3000 });
+    await c.waitFor("all applied", () => c.running().every((n) => n.fsm.items.length === 6));
+  } finally {
+    await c.shutdown();
+  }
+});
