@@ -12,11 +12,12 @@
  */
 
 import { parseArgs } from "node:util";
+import { RawHttpConnection } from "./_http_client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
 const { values } = parseArgs({
-  args: Deno.args,
+  args: Deno.args.filter((a) => a !== "--"),
   options: {
     n: { type: "string", default: "20000" },
     size: { type: "string", default: "128" },
@@ -161,31 +162,35 @@ try {
   const followers = nodes.filter((x) => x !== leader);
 
   const value = new Uint8Array(size).fill(120);
-  const put = async (key: string) => {
-    const res = await fetch(`${leader.url}/v1/kv/${key}`, { method: "PUT", body: value });
-    if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status} ${await res.text()}`);
-    await res.body?.cancel();
+  // One keep-alive connection per concurrent client.
+  const connections = await Promise.all(
+    Array.from({ length: conc }, () => RawHttpConnection.open(leader.url)),
+  );
+  const put = async (c: RawHttpConnection, key: string) => {
+    const res = await c.request("PUT", `/v1/kv/${key}`, value);
+    if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status} ${res.body}`);
   };
   // Warm up connections and JIT.
   let next = 0;
   const warm = Math.min(1000, n);
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (next < warm) await put(`warm-${next++}`);
+  await Promise.all(connections.map(async (c) => {
+    while (next < warm) await put(c, `warm-${next++}`);
   }));
 
   const latencies = new Float64Array(n);
   next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: conc }, async () => {
+  await Promise.all(connections.map(async (c) => {
     for (;;) {
       const i = next++;
       if (i >= n) return;
       const t0 = performance.now();
-      await put(`k${i}`);
+      await put(c, `k${i}`);
       latencies[i] = performance.now() - t0;
     }
   }));
   const seconds = (performance.now() - started) / 1000;
+  for (const c of connections) c.close();
   latencies.sort();
   const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
   console.log(JSON.stringify({

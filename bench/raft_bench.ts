@@ -20,9 +20,13 @@ const { values } = parseArgs({
     conc: { type: "string", default: "64" },
     runtime: { type: "string", default: "deno" },
     runs: { type: "string", default: "1" },
+    /** Print each node's storage and message statistics to stderr. */
+    verbose: { type: "boolean", default: false },
     /** Write a V8 tick log of the leader (Deno only) into this directory (read with `node --prof-process`). */
     "cpu-prof": { type: "string" },
     "snapshot-threshold": { type: "string", default: "8192" },
+    /** Extra V8 flags for every node process (Deno only), e.g. `--max-semi-space-size=2`. */
+    "v8-flags": { type: "string" },
     "trailing-logs": { type: "string", default: "10240" },
   },
 });
@@ -34,7 +38,9 @@ if (runtime !== "deno" && runtime !== "bun") {
   throw new Error(`--runtime must be deno or bun, got ${runtime}`);
 }
 for (const [name, v] of [["n", n], ["size", size], ["conc", conc]] as const) {
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  if (!Number.isInteger(v) || v <= 0) {
+    throw new Error(`--${name} must be a positive integer, got ${v}`);
+  }
 }
 
 interface Child {
@@ -45,7 +51,11 @@ interface Child {
 
 const nodeScript = new URL("./raft_node.ts", import.meta.url).pathname;
 
-async function spawnNode(id: string, dir: string, profile = false): Promise<Child & { address: string }> {
+async function spawnNode(
+  id: string,
+  dir: string,
+  profile = false,
+): Promise<Child & { address: string }> {
   const extra = [
     `--id=${id}`,
     `--dir=${dir}`,
@@ -59,6 +69,7 @@ async function spawnNode(id: string, dir: string, profile = false): Promise<Chil
       "run",
       "-A",
       ...(profile ? [`--v8-flags=--prof,--logfile=${values["cpu-prof"]}/v8-%p.log`] : []),
+      ...(values["v8-flags"] && !profile ? [`--v8-flags=${values["v8-flags"]}`] : []),
       nodeScript,
       ...extra,
     ];
@@ -101,7 +112,10 @@ async function next(child: Child): Promise<Record<string, unknown>> {
   }
 }
 
-async function command(child: Child, cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+async function command(
+  child: Child,
+  cmd: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
   await child.writer.write(new TextEncoder().encode(JSON.stringify(cmd) + "\n"));
   return await next(child);
 }
@@ -132,6 +146,11 @@ async function runOnce(): Promise<void> {
     const result = await command(leader, { cmd: "load", n, size, conc });
     if (values["cpu-prof"] !== undefined) await command(leader, { cmd: "exit" }).catch(() => {});
     const rss = Math.max(peakRssMb(f1.process.pid), peakRssMb(f2.process.pid));
+    if (values.verbose) {
+      for (const c of [leader, f1, f2]) {
+        console.error(JSON.stringify(await command(c, { cmd: "stats" })));
+      }
+    }
     console.log(JSON.stringify({
       impl: "raftd",
       runtime,

@@ -82,6 +82,21 @@ function reply(value: unknown): void {
 
 reply({ ready: true, address: transport.localAddress });
 
+if (process.env.BENCH_MEMORY) {
+  // Where a follower's memory goes: V8 heap vs buffers, once a second on stderr.
+  setInterval(() => {
+    const m = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1048576);
+    process.stderr.write(
+      `${values.id} rss=${mb(m.rss)} heapUsed=${mb(m.heapUsed)} heapTotal=${
+        mb(m.heapTotal)
+      } external=${mb(m.external)} arrayBuffers=${
+        mb(m.arrayBuffers)
+      } last=${raft.lastIndex} first=${raft.lastSnapshotIndex}\n`,
+    );
+  }, 1000).unref?.();
+}
+
 async function waitUntil(cond: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -135,6 +150,19 @@ for await (const line of lines) {
       reply({ ok: true });
     } else if (cmd.cmd === "load") {
       await load(cmd.n, cmd.size, cmd.conc);
+    } else if (cmd.cmd === "stats") {
+      const st = raft.stats();
+      const q = (h: { count: number; sum: number }) =>
+        h.count ? Number((h.sum / h.count * 1000).toFixed(3)) : 0;
+      reply({
+        id: values.id,
+        fsyncs: st.fsyncs,
+        store_logs_avg_ms: q(st.storeLogsSeconds),
+        apply_avg_ms: q(st.applySeconds),
+        commit_avg_ms: q(st.commitSeconds),
+        sent: st.messagesSent,
+        received: st.messagesReceived,
+      });
     } else if (cmd.cmd === "exit") {
       break;
     }
