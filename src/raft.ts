@@ -57,6 +57,7 @@ import type { Transport, TransportHandler } from "./transport/types.ts";
 
 const log = getLogger(["raftd", "raft"]);
 const EMPTY = new Uint8Array(0);
+const SCHEDULE = (globalThis as { RAFTD_SCHEDULE?: string }).RAFTD_SCHEDULE ?? "macro";
 
 /** The stores and transport a node runs on. */
 export interface RaftStores {
@@ -267,6 +268,7 @@ export class Raft<R = unknown> {
   #tickTimer: ReturnType<typeof setInterval> | undefined;
   #snapshotTimer: ReturnType<typeof setInterval> | undefined;
   #readyScheduled = false;
+  #readyChannel: MessageChannel | undefined;
   #inReadyLoop = false;
   #shutdown = false;
   #failed: Error | undefined;
@@ -504,6 +506,7 @@ export class Raft<R = unknown> {
     this.#shutdown = true;
     clearInterval(this.#tickTimer);
     clearInterval(this.#snapshotTimer);
+    this.#closeReadyChannel();
     this.#state = "shutdown";
     try {
       await this.#transport.close();
@@ -1056,11 +1059,27 @@ export class Raft<R = unknown> {
   #scheduleReady(): void {
     if (this.#readyScheduled || this.#shutdown) return;
     this.#readyScheduled = true;
-    queueMicrotask(() => {
-      this.#readyScheduled = false;
-      this.#processReady();
-    });
+    if (SCHEDULE === "micro") {
+      queueMicrotask(this.#runScheduledReady);
+      return;
+    }
+    if (!this.#readyChannel) {
+      this.#readyChannel = new MessageChannel();
+      this.#readyChannel.port2.onmessage = this.#runScheduledReady;
+    }
+    this.#readyChannel.port1.postMessage(null);
   }
+
+  #closeReadyChannel(): void {
+    this.#readyChannel?.port1.close();
+    this.#readyChannel?.port2.close();
+    this.#readyChannel = undefined;
+  }
+
+  #runScheduledReady = (): void => {
+    this.#readyScheduled = false;
+    this.#processReady();
+  };
 
   #tick(): void {
     if (this.#shutdown || this.#failed) return;
@@ -1659,6 +1678,7 @@ export class Raft<R = unknown> {
     }
     clearInterval(this.#tickTimer);
     clearInterval(this.#snapshotTimer);
+    this.#closeReadyChannel();
     const err = new StorageError(`raft stopped after a failure while ${during}: ${error.message}`, {
       cause: error,
     });
@@ -1701,9 +1721,14 @@ function coreOptionsFor(
   const tick = tickMs ?? Math.max(1, Math.floor(config.heartbeatInterval / 2));
   const heartbeatTicks = Math.max(1, Math.round(config.heartbeatInterval / tick));
   const electionTicks = Math.max(heartbeatTicks * 2, Math.round(config.electionTimeout / tick));
-  const leaseTicks = Math.min(
-    electionTicks - 1,
-    Math.max(1, Math.floor(config.leaderLeaseTimeout / tick)),
+  // Leave a margin for clock drift between leader and followers (10%, at least 2 ticks).
+  const leaseTicks = Math.max(
+    1,
+    Math.min(
+      electionTicks - 2,
+      Math.floor(electionTicks * 0.9),
+      Math.floor(config.leaderLeaseTimeout / tick),
+    ),
   );
   return {
     tickMs: tick,

@@ -54,6 +54,13 @@ export class Inflights {
     }
   }
 
+  /** Forget the oldest append (its answer is presumed lost). */
+  freeFirstOne(): void {
+    if (this.#count === 0) return;
+    this.#start = (this.#start + 1) % this.capacity;
+    this.#count--;
+  }
+
   /** Whether no more appends may be sent. */
   full(): boolean {
     return this.#count === this.capacity;

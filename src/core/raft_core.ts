@@ -187,6 +187,11 @@ export class RaftCore {
   #progress = new Map<ServerId, Progress>();
   #leadTransferee: ServerId = "";
   #leadTransferElapsed = 0;
+  /**
+   * Set once this leader sent TimeoutNow in its term: the target's election
+   * skips the voters' leader stickiness, so our lease no longer holds.
+   */
+  #leaseRevoked = false;
 
   #configs: ConfigRecord[] = [];
   #snapshot: SnapshotMeta | undefined;
@@ -208,6 +213,16 @@ export class RaftCore {
   #readySeq = 0;
   #ackedSeq = 0;
   #lastDirtySeq = 0;
+  /** Seq of the newest Ready that carried a term or vote change. */
+  #termSyncSeq = 0;
+  /**
+   * Seq of the Ready that makes this leader's term durable. Until it is
+   * acknowledged the leader sends nothing: a single voter elects itself
+   * without asking anyone, so no vote request waited for the term to be
+   * durable; had it sent entries and crashed, it could lead the same term again
+   * and send different entries under the same (index, term).
+   */
+  #leaderSyncSeq = 0;
   #termVoteDirty = false;
   #lastHardState: HardState;
   #lastSoft: SoftState;
@@ -259,6 +274,17 @@ export class RaftCore {
     const hs = initial.hardState;
     this.#term = hs?.term ?? 0;
     this.#vote = hs?.vote ?? "";
+    if (this.#log.lastTerm() > this.#term) {
+      // A crash between appending a Ready's entries and writing its hard
+      // state leaves entries of a term the stored term never reached. Raft
+      // needs the term to be at least every term in the log, or this node
+      // could lead that term a second time and write a different entry at an
+      // (index, term) it already handed out. It may have led that term (a
+      // single voter elects itself at once): vote for nobody else in it.
+      this.#term = this.#log.lastTerm();
+      this.#vote = this.id;
+      this.#termVoteDirty = true;
+    }
     // Fast restart: entries known committed are applied without waiting for a leader.
     this.#log.committed = Math.max(applied, Math.min(hs?.commit ?? 0, last));
 
@@ -271,7 +297,13 @@ export class RaftCore {
       }
     }
     this.#quietTicks = options.electionTicks;
-    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.#log.committed };
+    // What the disk holds: a term restored from the log above differs, so the
+    // first Ready writes it.
+    this.#lastHardState = {
+      term: hs?.term ?? 0,
+      vote: hs?.vote ?? "",
+      commit: this.#log.committed,
+    };
     this.#lastSoft = { state: "follower", leader: "", term: this.#term };
     this.#resetRandomizedElectionTimeout();
   }
@@ -722,6 +754,7 @@ export class RaftCore {
     this.#pendingInstall = undefined;
     const mustSync = this.#termVoteDirty || entries.length > 0 || snapshot !== undefined;
     if (mustSync) this.#lastDirtySeq = seq;
+    if (this.#termVoteDirty) this.#termSyncSeq = seq;
     this.#termVoteDirty = false;
     const rd: Ready = {
       seq,
@@ -808,7 +841,11 @@ export class RaftCore {
   /** Queue a message; `needsPersist` holds it until the state it reflects is durable. */
   #send(message: Message, needsPersist: boolean): void {
     if (!needsPersist) {
-      this.#messages.push(message);
+      if (this.#state === "leader" && this.#leaderSyncSeq > this.#ackedSeq) {
+        this.#held.push({ seq: this.#leaderSyncSeq, message });
+      } else {
+        this.#messages.push(message);
+      }
       return;
     }
     const dirtyNow = this.#termVoteDirty || this.#log.hasUnstable() ||
@@ -868,6 +905,8 @@ export class RaftCore {
 
   #becomeLeader(): void {
     this.#reset(this.#term);
+    this.#leaderSyncSeq = this.#termVoteDirty ? this.#readySeq + 1 : this.#termSyncSeq;
+    this.#leaseRevoked = false;
     this.#state = "leader";
     this.#leader = this.id;
     const last = this.#log.lastIndex();
@@ -883,8 +922,16 @@ export class RaftCore {
   }
 
   #promotable(): boolean {
-    return isVoter(this.latestConfiguration().configuration, this.id) &&
-      this.#pendingInstall === undefined;
+    if (this.#pendingInstall !== undefined) return false;
+    const latest = this.latestConfiguration();
+    if (isVoter(latest.configuration, this.id)) return true;
+    // A voter whose own removal or demotion is appended but not committed
+    // must still campaign (votes are counted in the new configuration, which
+    // excludes it): the remaining voters may be unable to win without it, as
+    // it can hold the newest log and refuse them, while nobody else holds the
+    // entry that would make them a quorum on their own.
+    return latest.index > this.#log.committed &&
+      isVoter(this.committedConfiguration().configuration, this.id);
   }
 
   #tickElection(): void {
@@ -930,6 +977,9 @@ export class RaftCore {
   }
 
   #leaseValid(): boolean {
+    // After a TimeoutNow a new leader can be elected at once (its voters
+    // ignore our lease), however late the transfer's answer reaches us.
+    if (this.#leaseRevoked) return false;
     const voters = voterIds(this.latestConfiguration().configuration);
     let fresh = 0;
     for (const id of voters) {
@@ -986,11 +1036,15 @@ export class RaftCore {
   #handleVote(m: VoteRequest): void {
     const canVote = this.#vote === m.from || (this.#vote === "" && this.#leader === "") ||
       (m.preVote && m.term > this.#term);
-    const config = this.latestConfiguration().configuration;
-    // A server that is not a voter in our configuration (e.g. one removed
-    // that has not heard) must not disrupt the cluster.
-    const known = config.servers.length === 0 || isVoter(config, m.from);
-    if (canVote && known && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+    // No refusal by membership: our configuration may be stale (we may not
+    // have the entry that made the candidate a voter), and refusing a voter
+    // we do not know of can leave the cluster with no electable server. A
+    // removed server cannot disrupt anyway: while a leader is alive its
+    // followers ignore votes (check-quorum stickiness, above); and once its
+    // removal is committed, a majority of the new configuration holds that
+    // entry and it does not, so no quorum of its old configuration (which
+    // overlaps that majority) finds its log fresh enough, even for a pre-vote.
+    if (canVote && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
       if (!m.preVote) {
         this.#electionElapsed = 0;
         this.#vote = m.from;
@@ -1237,7 +1291,13 @@ export class RaftCore {
       const prev = this.#ackedRound.get(m.from) ?? 0;
       if (m.context > prev) this.#ackedRound.set(m.from, m.context);
       if (pr.state === "probe") pr.probeSent = false;
-      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeLE(pr.match);
+      // Appends (or their answers) can vanish without the transport noticing,
+      // e.g. when the follower crashed after receiving them. A follower that
+      // answers heartbeats but lags gets an append now: it either carries on
+      // or is rejected, which sends the leader back to probing from its match.
+      // Without this a full window of lost appends stalls the follower forever.
+      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
+      if (pr.match < this.#log.lastIndex()) this.#sendAppend(pr, true);
       if (this.#readOnly.size > 0) this.#confirmReads();
       return;
     }
@@ -1336,6 +1396,7 @@ export class RaftCore {
   }
 
   #sendTimeoutNow(to: ServerId): void {
+    this.#leaseRevoked = true;
     this.#send({ type: "timeout_now", term: this.#term, from: this.id, to }, false);
   }
 
