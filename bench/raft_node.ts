@@ -154,8 +154,14 @@ for await (const line of lines) {
       const st = raft.stats();
       const q = (h: { count: number; sum: number }) =>
         h.count ? Number((h.sum / h.count * 1000).toFixed(3)) : 0;
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const mem = process.memoryUsage();
       reply({
         id: values.id,
+        heap_used_after_gc_mb: gc ? Math.round(mem.heapUsed / 1048576) : undefined,
+        external_mb: Math.round(mem.external / 1048576),
+        rss_mb: Math.round(mem.rss / 1048576),
         fsyncs: st.fsyncs,
         store_logs_avg_ms: q(st.storeLogsSeconds),
         apply_avg_ms: q(st.applySeconds),
