@@ -192,6 +192,8 @@ export class RaftCore {
    * skips the voters' leader stickiness, so our lease no longer holds.
    */
   #leaseRevoked = false;
+  /** Seq of the Ready whose persistence makes this lone voter's self-election safe, or 0. */
+  #selfElectionSeq = 0;
 
   #configs: ConfigRecord[] = [];
   #snapshot: SnapshotMeta | undefined;
@@ -783,6 +785,13 @@ export class RaftCore {
   /** Everything in `rd` (and in every earlier Ready) is durable. */
   advance(rd: Ready): void {
     if (rd.seq > this.#ackedSeq) this.#ackedSeq = rd.seq;
+    if (
+      this.#selfElectionSeq > 0 && this.#state === "candidate" &&
+      this.#ackedSeq >= this.#selfElectionSeq
+    ) {
+      this.#selfElectionSeq = 0;
+      this.#becomeLeader();
+    }
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       this.#log.stableTo(last.index, last.term);
@@ -861,6 +870,7 @@ export class RaftCore {
   }
 
   #reset(term: number): void {
+    this.#selfElectionSeq = 0;
     if (this.#term !== term) {
       this.#term = term;
       this.#vote = "";
@@ -884,6 +894,22 @@ export class RaftCore {
     this.#reset(term);
     this.#state = "follower";
     this.#leader = leader;
+  }
+
+  /**
+   * The only voter elects itself without asking anyone, so nothing else
+   * waits for its vote to be durable: it becomes leader only once the Ready
+   * carrying its term and self-vote is persisted. Leading earlier, a crash
+   * could make it forget that vote and grant it to another candidate of the
+   * same term (two leaders in one term).
+   */
+  #winAloneWhenDurable(): void {
+    const seq = this.#termVoteDirty ? this.#readySeq + 1 : this.#termSyncSeq;
+    if (seq <= this.#ackedSeq) {
+      this.#becomeLeader();
+    } else {
+      this.#selfElectionSeq = seq;
+    }
   }
 
   #becomePreCandidate(): void {
@@ -1000,7 +1026,7 @@ export class RaftCore {
     this.#votes.set(this.id, true);
     if (this.#tally().granted >= Math.floor(voters.length / 2) + 1) {
       if (kind === "pre") this.#campaign("real", transfer);
-      else this.#becomeLeader();
+      else this.#winAloneWhenDurable();
       return;
     }
     const lastLogIndex = this.#log.lastIndex();
