@@ -72,7 +72,12 @@ export {
   type RaftStores,
   type ReadOptions,
 } from "./src/raft.ts";
-export { type Config, type ReloadableConfig, type ResolvedConfig, validateConfig } from "./src/config.ts";
+export {
+  type Config,
+  type ReloadableConfig,
+  type ResolvedConfig,
+  validateConfig,
+} from "./src/config.ts";
 export type { FSM, FSMEntry, FSMSnapshot } from "./src/fsm.ts";
 export {
   AbortError,

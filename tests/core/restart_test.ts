@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type CoreInitialState, RaftCore, type Ready } from "../../src/core/raft_core.ts";
 import { encodeConfiguration } from "../../src/core/membership.ts";
 import { type Entry, EntryType, type HardState } from "../../src/core/types.ts";
-import { Cluster, payload, TEST_OPTIONS, votersOf } from "./harness.ts";
+import { Cluster, TEST_OPTIONS, votersOf } from "./harness.ts";
 
 function core(id: string, initial: CoreInitialState): RaftCore {
   return new RaftCore({ ...TEST_OPTIONS, id, random: () => 0 }, initial);

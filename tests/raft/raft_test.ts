@@ -17,6 +17,13 @@ async function* chunksOf(text: string): AsyncGenerator<Uint8Array> {
   yield bytes(text);
 }
 
+/** Yields the first part, waits for `gate`, then the rest: a slow upload. */
+async function* gatedChunks(parts: string[], gate: Promise<void>): AsyncGenerator<Uint8Array> {
+  yield bytes(parts[0]);
+  await gate;
+  for (const p of parts.slice(1)) yield bytes(p);
+}
+
 Deno.test("config validation names the fields", async () => {
   const fsm = new ListFSM();
   const net = new MemoryNetwork();
@@ -318,12 +325,7 @@ Deno.test("proposals during a restore are refused and the node restarts cleanly 
     for (let i = 0; i < 5; i++) await node.raft.apply(bytes(`v${i}`));
     let release!: () => void;
     const gate = new Promise<void>((r) => release = r);
-    async function* slowData(): AsyncGenerator<Uint8Array> {
-      yield bytes('["restored"');
-      await gate;
-      yield bytes("]");
-    }
-    const restoring = node.raft.restore(slowData());
+    const restoring = node.raft.restore(gatedChunks(['["restored"', "]"], gate));
     await sleep(20);
     await assert.rejects(() => node.raft.barrier(), InvalidStateError);
     await assert.rejects(() => node.raft.apply(bytes("x")), InvalidStateError);
