@@ -897,9 +897,10 @@ export class Raft<R = unknown> {
   }
 
   #watchSignal(signal: AbortSignal, index: number, op: string): void {
-    signal.addEventListener("abort", () => {
-      const p = this.#pendingApplies.get(index);
-      if (!p) return;
+    const p = this.#pendingApplies.get(index);
+    if (!p) return;
+    const onAbort = () => {
+      if (this.#pendingApplies.get(index) !== p) return;
       this.#pendingApplies.delete(index);
       if (p.deadline !== Infinity) this.#deadlines--;
       p.reject(
@@ -907,7 +908,19 @@ export class Raft<R = unknown> {
           cause: signal.reason,
         }),
       );
-    }, { once: true });
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    // However the operation ends, stop listening: a long-lived signal must not
+    // accumulate one listener per operation.
+    const { resolve, reject } = p;
+    p.resolve = (r) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(r);
+    };
+    p.reject = (e) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(e);
+    };
   }
 
   async #changeMembership(
@@ -971,16 +984,31 @@ export class Raft<R = unknown> {
       const id = this.#nextReadId++;
       this.#core.readIndex(id, lease);
       const { promise, resolve, reject } = Promise.withResolvers<number>();
-      this.#pendingReads.set(id, { resolve, reject, deadline, waitApply, index: 0 });
+      const pending: PendingRead = { resolve, reject, deadline, waitApply, index: 0 };
+      this.#pendingReads.set(id, pending);
       if (deadline !== Infinity) this.#deadlines++;
-      options?.signal?.addEventListener("abort", () => {
-        const p = this.#pendingReads.get(id);
-        if (p) {
-          this.#pendingReads.delete(id);
-          if (p.deadline !== Infinity) this.#deadlines--;
-          p.reject(new AbortError(op, "not_committed", { cause: options.signal?.reason }));
-        }
-      }, { once: true });
+      const signal = options?.signal;
+      if (signal) {
+        const onAbort = () => {
+          if (this.#pendingReads.get(id) === pending) this.#pendingReads.delete(id);
+          else {
+            const at = this.#readsAwaitingApply.indexOf(pending);
+            if (at < 0) return;
+            this.#readsAwaitingApply.splice(at, 1);
+          }
+          if (pending.deadline !== Infinity) this.#deadlines--;
+          pending.reject(new AbortError(op, "not_committed", { cause: signal.reason }));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        pending.resolve = (index) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(index);
+        };
+        pending.reject = (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        };
+      }
       this.#scheduleReady();
       return promise;
     } catch (e) {

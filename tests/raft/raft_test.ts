@@ -366,3 +366,46 @@ Deno.test("recoverCluster on servers with different stored terms yields a cluste
     await c.shutdown();
   }
 });
+
+Deno.test("AbortSignal: aborts pending applies and reads, and leaves no listener behind", async () => {
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    // A long-lived signal reused for many operations.
+    const keep = new AbortController();
+    let listeners = 0;
+    const add = keep.signal.addEventListener.bind(keep.signal);
+    const remove = keep.signal.removeEventListener.bind(keep.signal);
+    keep.signal.addEventListener = ((...args: Parameters<typeof add>) => {
+      listeners++;
+      add(...args);
+    }) as typeof add;
+    keep.signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+      listeners--;
+      remove(...args);
+    }) as typeof remove;
+    for (let i = 0; i < 20; i++) {
+      await leader.raft.apply(bytes(`v${i}`), { signal: keep.signal });
+      await leader.raft.readIndex({ signal: keep.signal });
+    }
+    assert.equal(listeners, 0, "every finished operation removed its listener");
+    // Cut the leader off so nothing commits, then abort.
+    c.network.isolate(leader.id);
+    const ctl = new AbortController();
+    const write = leader.raft.apply(bytes("never"), { signal: ctl.signal });
+    const read = leader.raft.readIndex({ signal: ctl.signal });
+    ctl.abort();
+    await assert.rejects(
+      write,
+      (e: Error) => e.name === "AbortError" || e.name === "LeadershipLostError",
+    );
+    await assert.rejects(
+      read,
+      (e: Error) => e.name === "AbortError" || e.name === "NotLeaderError",
+    );
+    c.network.heal();
+  } finally {
+    await c.shutdown();
+  }
+});
