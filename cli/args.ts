@@ -261,13 +261,20 @@ export function int(
  */
 export function serverUrl(command: string, p: Parsed): string {
   const raw = str(p, "server") ?? env("RAFTD_SERVER") ?? "http://127.0.0.1:8001";
-  const withScheme = /^https?:\/\//.test(raw) ? raw : `http://${raw}`;
+  const hasHttp = /^https?:\/\//i.test(raw);
+  // Another scheme (ftp://, unix://) would otherwise be read as a host name.
+  const otherScheme = !hasHttp && /^[a-z][a-z0-9+.-]*:\/\//i.test(raw);
   try {
-    const u = new URL(withScheme);
-    return `${u.protocol}//${u.host}`;
+    const u = new URL(hasHttp ? raw : `http://${raw}`);
+    const bare = u.hostname !== "" && u.username === "" && u.password === "" &&
+      (u.pathname === "/" || u.pathname === "") && u.search === "" && u.hash === "";
+    if (!otherScheme && bare) return `${u.protocol}//${u.host}`;
   } catch {
-    throw new UsageError(
-      `${command}: --server must be a URL like http://127.0.0.1:8001, got ${JSON.stringify(raw)}`,
-    );
+    // fall through to the error
   }
+  throw new UsageError(
+    `${command}: --server must be a URL like http://127.0.0.1:8001 (no path), got ${
+      JSON.stringify(raw)
+    }`,
+  );
 }

@@ -17,6 +17,7 @@ import type { Transport } from "../transport/types.ts";
 import { createApi } from "./http_api.ts";
 import { KvFsm, type KvResult } from "./kv_fsm.ts";
 import { joinCluster, MemberRegistrar } from "./registrar.ts";
+import { checkHostPort, checkServerId, normalizeHttpUrl } from "./validate.ts";
 
 const log = getLogger(["raftd", "server"]);
 
@@ -118,6 +119,28 @@ function splitHostPort(addr: string, flag: string): { hostname: string; port: nu
   return { hostname: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) };
 }
 
+/** Run a validator from validate.ts, turning its HTTP error into a plain one for the CLI. */
+function checkOption<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    throw new RangeError((e as Error).message);
+  }
+}
+
+/** Bind a listener; a failure names the flag and address (e.g. a port already in use). */
+async function bindOrExplain<T>(
+  flag: string,
+  address: string,
+  bind: () => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await bind();
+  } catch (e) {
+    throw new Error(`cannot listen on ${flag} ${address}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "";
 }
@@ -140,6 +163,18 @@ function isWildcard(host: string): boolean {
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const httpBind = splitHostPort(options.httpAddress, "--http");
   splitHostPort(options.raftAddress, "--raft");
+  // Checked up front: a node whose id the API cannot name could never be
+  // removed or demoted, and a join URL that cannot parse would retry forever.
+  checkOption(() => checkServerId(options.id, "--id"));
+  const joinUrl = options.join === undefined
+    ? undefined
+    : checkOption(() => normalizeHttpUrl(options.join, "--join"));
+  if (options.advertiseHttp !== undefined) {
+    checkOption(() => normalizeHttpUrl(options.advertiseHttp, "--advertise-http"));
+  }
+  if (options.advertiseRaft !== undefined) {
+    checkOption(() => checkHostPort(options.advertiseRaft, "--advertise-raft"));
+  }
   await ensureDir(options.dataDir);
 
   const cleanups: (() => Promise<void>)[] = [];
@@ -163,12 +198,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ) {
       throw new RangeError("--advertise-raft is required when --raft binds all interfaces");
     }
-    const transport: Transport = await TcpTransport.listen({
-      address: options.raftAddress,
-      advertiseAddress: options.advertiseRaft,
-      clusterKey: options.clusterKey,
-      tls: options.tls,
-    });
+    const transport: Transport = await bindOrExplain(
+      "--raft",
+      options.raftAddress,
+      () =>
+        TcpTransport.listen({
+          address: options.raftAddress,
+          advertiseAddress: options.advertiseRaft,
+          clusterKey: options.clusterKey,
+          tls: options.tls,
+        }),
+    );
     cleanups.push(() => transport.close());
     const raftAddress = transport.localAddress;
 
@@ -184,11 +224,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // Bind HTTP before bootstrapping so the advertised URL is final (port 0).
     let handler: (req: Request) => Promise<Response> = () =>
       Promise.resolve(new Response("starting\n", { status: 503, headers: { "retry-after": "1" } }));
-    const server: HttpServer = serveHttp({
-      hostname: httpBind.hostname,
-      port: httpBind.port,
-      handler: (req) => handler(req),
-    });
+    const server: HttpServer = await bindOrExplain("--http", options.httpAddress, () =>
+      serveHttp({
+        hostname: httpBind.hostname,
+        port: httpBind.port,
+        handler: (req) => handler(req),
+      }));
     cleanups.push(() => server.shutdown(1000));
     if (options.advertiseHttp === undefined && isWildcard(httpBind.hostname)) {
       throw new RangeError("--advertise-http is required when --http binds all interfaces");
@@ -273,7 +314,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         log.info("already a member of a cluster: --join ignored");
       } else {
         joinCluster({
-          via: options.join,
+          via: joinUrl ?? options.join,
           id: options.id,
           raft: raftAddress,
           http: httpUrl,

@@ -195,10 +195,9 @@ export function createApi(options: ApiOptions): Api {
     let routeName = "unknown";
     try {
       const url = new URL(req.url);
-      const route = match(url.pathname);
-      if (!route) throw new HttpError(404, `no such route: ${req.method} ${url.pathname}`);
-      routeName = route.name;
-      if (auth && route.name !== "health" && !auth.check(req)) {
+      // Authenticate before routing, so that without the token 404s do not map
+      // out the API and malformed paths (400s) reveal nothing either.
+      if (auth && !/^\/health\/?$/.test(url.pathname) && !auth.check(req)) {
         throw new HttpError(
           401,
           "missing or wrong bearer token (Authorization: Bearer <token>)",
@@ -208,6 +207,9 @@ export function createApi(options: ApiOptions): Api {
           },
         );
       }
+      const route = match(url.pathname);
+      if (!route) throw new HttpError(404, `no such route: ${req.method} ${url.pathname}`);
+      routeName = route.name;
       const method = req.method === "HEAD" && route.methods.GET ? "GET" : req.method;
       const handler = route.methods[method];
       if (!handler) {

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { CorruptionError } from "../errors.ts";
+
 /**
  * One stored key. Objects are immutable once in the map (replaced, never mutated).
  *
@@ -213,12 +215,33 @@ export interface KvSnapshotState {
 }
 
 function corrupt(what: string): never {
-  throw new TypeError(`KV snapshot is malformed: ${what}`);
+  throw new CorruptionError(`KV snapshot is malformed: ${what}`);
 }
 
 /**
- * Parse a snapshot stream incrementally. Throws `TypeError` when the stream
- * is not in this format, truncated, or has bytes after the end marker.
+ * Read the rest of a stream whose content did not parse. The snapshot store
+ * checks size and checksum as the stream ends and reports damage with the
+ * file's name: that error says more than ours, so it wins. Ours (as a
+ * {@linkcode CorruptionError}, so the node falls back to an older snapshot)
+ * is thrown when the bytes verify yet do not parse.
+ */
+async function drainThenThrow(it: AsyncIterator<Uint8Array>, cause: unknown): Promise<never> {
+  try {
+    for (;;) if ((await it.next()).done) break;
+  } catch (e) {
+    if (e instanceof CorruptionError) throw e;
+  }
+  if (cause instanceof CorruptionError) throw cause;
+  throw new CorruptionError(
+    `KV snapshot is malformed: ${cause instanceof Error ? cause.message : String(cause)}`,
+  );
+}
+
+/**
+ * Parse a snapshot stream incrementally. Throws a `CorruptionError` when the
+ * stream is not in this format, truncated, or has bytes after the end marker
+ * (or the source's own error, e.g. a failed checksum naming the file, when
+ * reading the source fails).
  *
  * @example
  * ```ts
@@ -226,7 +249,7 @@ function corrupt(what: string): never {
  * try {
  *   await readKvSnapshot((async function* () { yield new Uint8Array([1, 2, 3]); })());
  * } catch (e) {
- *   console.log((e as TypeError).message);
+ *   console.log((e as Error).message);
  * }
  * ```
  */
@@ -240,14 +263,29 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
   let ended = false;
   let records = 0;
 
-  for await (const chunk of data) {
+  const it = data[Symbol.asyncIterator]();
+  for (;;) {
+    // Errors of the source itself (I/O, a failed checksum) pass through as they are.
+    const next = await it.next();
+    if (next.done) break;
+    const chunk = next.value;
+    try {
+      consume(chunk);
+    } catch (e) {
+      return await drainThenThrow(it, e);
+    }
+  }
+  if (!ended) corrupt(sawMagic ? "truncated (no end marker)" : "truncated (no magic)");
+  return { items, members };
+
+  function consume(chunk: Uint8Array): void {
     if (ended) {
       if (chunk.length > 0) corrupt("data after the end marker");
-      continue;
+      return;
     }
     q.push(chunk);
     if (!sawMagic) {
-      if (q.length < MAGIC.length) continue;
+      if (q.length < MAGIC.length) return;
       const magic = q.take(MAGIC.length);
       if (!magic.every((b, i) => b === MAGIC[i])) corrupt("bad magic (not a raftd KV snapshot)");
       sawMagic = true;
@@ -288,6 +326,4 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
       records++;
     }
   }
-  if (!ended) corrupt(sawMagic ? "truncated (no end marker)" : "truncated (no magic)");
-  return { items, members };
 }

@@ -101,10 +101,27 @@ async function recordHttp(ctx: ApiContext, id: string, http: string): Promise<vo
   }
 }
 
+const PEER_FIELDS = new Set(["id", "raft", "http", "voter"]);
+
+/**
+ * Re-pointing a live member at another address (a typo, or a second node
+ * reusing the id) would cut it off and can cost the quorum: the operator
+ * removes it first. A join retries on 409, so a node that really moved gets
+ * in once its old entry is gone.
+ */
+function addressConflict(id: string, current: string, asked: string): HttpError {
+  return new HttpError(
+    409,
+    `server ${JSON.stringify(id)} is already a member at raft address ${current}, ` +
+      `not ${asked}; remove it first to re-add it at a new address`,
+  );
+}
+
 /**
  * POST /v1/peers `{"id","raft","http","voter":true}` → adds the server (a
  * voter joins as staging and is promoted once caught up) and records its
- * HTTP address. Adding a server that is already there as asked is a no-op.
+ * HTTP address. Adding a server that is already there as asked is a no-op;
+ * one already there at another Raft address is a 409.
  *
  * @example
  * ```ts ignore
@@ -114,6 +131,15 @@ async function recordHttp(ctx: ApiContext, id: string, http: string): Promise<vo
  */
 export async function addPeer(ctx: ApiContext, req: Request, url: URL): Promise<Response> {
   const body = await readJsonObject(req);
+  // Unknown fields are refused rather than ignored: {"suffrage":"nonvoter"}
+  // silently adding a voter would be a surprise.
+  const unknown = Object.keys(body).filter((k) => !PEER_FIELDS.has(k));
+  if (unknown.length > 0) {
+    throw new HttpError(
+      400,
+      `unknown field ${JSON.stringify(unknown[0])}; expected id, raft, http and voter`,
+    );
+  }
   const id = checkServerId(body.id, "id");
   const raftAddr = checkHostPort(body.raft, "raft");
   const http = body.http === undefined || body.http === null
@@ -125,11 +151,16 @@ export async function addPeer(ctx: ApiContext, req: Request, url: URL): Promise<
   const voter = body.voter !== false;
   const raw = new TextEncoder().encode(JSON.stringify(body));
   return await onLeader(ctx, req, url, raw, async () => {
+    const before = ctx.raft.getConfiguration().configuration.servers.find((s) => s.id === id);
+    if (before && before.address !== raftAddr) throw addressConflict(id, before.address, raftAddr);
     if (http !== undefined) await recordHttp(ctx, id, http);
     const { index, configuration } = ctx.raft.getConfiguration();
     const existing = configuration.servers.find((s) => s.id === id);
+    if (existing && existing.address !== raftAddr) {
+      throw addressConflict(id, existing.address, raftAddr);
+    }
     if (
-      existing && existing.address === raftAddr &&
+      existing &&
       (voter ? existing.suffrage !== "nonvoter" : existing.suffrage === "nonvoter")
     ) {
       return jsonResponse(200, { index, id, suffrage: existing.suffrage, unchanged: true });
@@ -257,6 +288,10 @@ export async function transferLeadership(
   url: URL,
 ): Promise<Response> {
   const body = await readJsonObject(req, true);
+  const unknown = Object.keys(body).find((k) => k !== "id");
+  if (unknown !== undefined) {
+    throw new HttpError(400, `unknown field ${JSON.stringify(unknown)}; expected only id`);
+  }
   const target = body.id === undefined || body.id === null
     ? undefined
     : checkServerId(body.id, "id");

@@ -130,8 +130,13 @@ export function normalizeHttpUrl(value: unknown, field: string): string {
  * ```
  */
 export function intParam(url: URL, name: string): number | undefined {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return undefined;
+  const all = url.searchParams.getAll(name);
+  if (all.length === 0) return undefined;
+  if (all.length > 1) {
+    // Which one wins would be a guess; for ?cas= a wrong guess is a lost update.
+    throw new HttpError(400, `query parameter ${name} given ${all.length} times, expected once`);
+  }
+  const raw = all[0];
   if (!/^\d{1,15}$/.test(raw)) {
     throw new HttpError(
       400,

@@ -9,6 +9,7 @@ import {
   KvOp,
 } from "../../src/server/kv_command.ts";
 import { readKvSnapshot, writeKvSnapshot } from "../../src/server/kv_snapshot.ts";
+import { CorruptionError } from "../../src/errors.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -169,4 +170,33 @@ Deno.test("malformed or truncated snapshots are refused", async () => {
   await writeKvSnapshot([], [], { write: (c) => Promise.resolve(void chunks.push(c)) });
   const state = await readKvSnapshot(stream(chunks));
   assert.equal(state.items.size, 0);
+});
+
+Deno.test("damaged snapshot bytes are a CorruptionError so the node can fall back", async () => {
+  const fsm = new KvFsm();
+  fsm.apply(entry(1, encodePut("key", te.encode("value"))));
+  const whole = rechunk(await persistToChunks(fsm), 1 << 20)[0];
+  // A key that is no longer valid UTF-8 (the decoder's TypeError must not escape as is).
+  const badUtf8 = whole.slice();
+  badUtf8[8 + 25] = 0xff;
+  await assert.rejects(readKvSnapshot(stream([badUtf8])), (e: unknown) => {
+    assert.ok(e instanceof CorruptionError, `expected a CorruptionError, got ${e}`);
+    assert.match((e as Error).message, /KV snapshot is malformed/);
+    return true;
+  });
+  const badTag = whole.slice();
+  badTag[8] = 9;
+  await assert.rejects(readKvSnapshot(stream([badTag])), CorruptionError);
+  // When the source itself reports damage at its end (a failed checksum that
+  // names the file), that error wins over the parse error.
+  const fromStore = new CorruptionError("checksum mismatch", { file: "/d/state.bin" });
+  let drained = false;
+  async function* source() {
+    yield badUtf8;
+    yield new Uint8Array([1, 2, 3]);
+    drained = true;
+    throw fromStore;
+  }
+  await assert.rejects(readKvSnapshot(source()), (e: unknown) => e === fromStore);
+  assert.ok(drained);
 });
