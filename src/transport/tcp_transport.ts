@@ -39,6 +39,7 @@ import {
 import { PeerLink, type PeerLinkContext } from "./peer_link.ts";
 import { readSnapshot, writeSnapshot } from "./snapshot_stream.ts";
 import type { Transport, TransportHandler } from "./types.ts";
+import { WarningLimiter } from "./warning_limiter.ts";
 
 /** TLS settings of the TCP transport. */
 export interface TcpTransportTlsOptions {
@@ -158,6 +159,7 @@ export class TcpTransport implements Transport {
 
   #listener: NetListener;
   #log: Logger;
+  #strangerWarnings = new WarningLimiter();
   #key: CryptoKey | null;
   #tls: TlsConnectOptions | undefined;
   #maxFrameBytes: number;
@@ -467,10 +469,7 @@ export class TcpTransport implements Transport {
       } catch (e) {
         if (this.#closed) return;
         if (e instanceof ProtocolError) {
-          this.#log.warn("rejected a connection from {remote}: {error}", {
-            remote,
-            error: errorText(e),
-          });
+          this.#warnLimited("rejected a connection from {remote}: {error}", remote, e);
         } else {
           this.#log.debug("connection from {remote} failed during the handshake: {error}", {
             remote,
@@ -498,10 +497,7 @@ export class TcpTransport implements Transport {
     } catch (e) {
       if (this.#closed) return;
       if (e instanceof ProtocolError) {
-        this.#log.warn("closing the connection from {remote}: {error}", {
-          remote,
-          error: errorText(e),
-        });
+        this.#warnLimited("closing the connection from {remote}: {error}", remote, e);
       } else {
         this.#log.debug("connection from {remote} failed: {error}", {
           remote,
@@ -533,6 +529,20 @@ export class TcpTransport implements Transport {
       peer.bulk.checkAlive(now, timeoutMs);
       peer.control.checkAlive(now, timeoutMs);
     }
+  }
+
+  /** Warnings a stranger can trigger are rate limited, so garbage cannot flood the log. */
+  #warnLimited(message: string, remote: string, error: unknown): void {
+    if (!this.#strangerWarnings.allow()) return;
+    const suppressed = this.#strangerWarnings.takeSuppressed();
+    this.#log.warn(
+      message + (suppressed > 0 ? " ({suppressed} similar warnings suppressed)" : ""),
+      {
+        remote,
+        error: errorText(error),
+        suppressed,
+      },
+    );
   }
 
   async #receiveMessages(reader: FrameReader, from: string): Promise<void> {
