@@ -88,6 +88,12 @@ export interface TcpTransportOptions {
    * Must match across the cluster. Default 1000.
    */
   keepaliveIntervalMs?: number;
+  /**
+   * Most incoming connections open at once; more are closed at once (with a
+   * rate-limited warning), so a flood of strangers cannot exhaust file
+   * descriptors. Each peer uses three at most. Default 1024.
+   */
+  maxInboundConnections?: number;
 }
 
 /** Counters of one peer, from {@linkcode TcpTransport.stats}. */
@@ -160,6 +166,7 @@ export class TcpTransport implements Transport {
   #listener: NetListener;
   #log: Logger;
   #strangerWarnings = new WarningLimiter();
+  #maxInbound: number;
   #key: CryptoKey | null;
   #tls: TlsConnectOptions | undefined;
   #maxFrameBytes: number;
@@ -214,6 +221,11 @@ export class TcpTransport implements Transport {
     );
     const maxBackoffMs = positiveInteger(options.maxBackoffMs, "maxBackoffMs", 1000);
     this.#keepaliveMs = positiveInteger(options.keepaliveIntervalMs, "keepaliveIntervalMs", 1000);
+    this.#maxInbound = positiveInteger(
+      options.maxInboundConnections,
+      "maxInboundConnections",
+      1024,
+    );
     this.localAddress = options.advertiseAddress ??
       formatAddress({ hostname: parseAddress(options.address).hostname, port: listener.addr.port });
     this.#linkContext = {
@@ -448,6 +460,16 @@ export class TcpTransport implements Transport {
       if (this.#closed) {
         conn.close();
         return;
+      }
+      if (this.#inbound.size >= this.#maxInbound) {
+        const remote = formatAddress(conn.remoteAddr);
+        conn.close();
+        this.#warnLimited(
+          "refused a connection from {remote}: {error}",
+          remote,
+          `already ${this.#inbound.size} incoming connections (maxInboundConnections)`,
+        );
+        continue;
       }
       this.#track(this.#serve(conn));
     }

@@ -615,3 +615,29 @@ Deno.test("tcp: a peer that stops answering keepalives is reconnected", async ()
     for (const conn of conns) conn.close();
   });
 });
+
+Deno.test("tcp: incoming connections beyond maxInboundConnections are refused at once", async () => {
+  await withLogs(async (logs) => {
+    const a = await open();
+    const b = await open({ maxInboundConnections: 2, handshakeTimeoutMs: 2000 });
+    const inB = await startInbox(b);
+    // Two silent strangers hold both slots until the handshake deadline.
+    const held = [await rawClient(b.localAddress), await rawClient(b.localAddress)];
+    await new Promise((r) => setTimeout(r, 50));
+    const extra = await rawClient(b.localAddress);
+    const started = performance.now();
+    await readToEnd(extra);
+    assert.ok(performance.now() - started < 1500, "refused before any handshake deadline");
+    await waitForLog(logs, /refused a connection from .*maxInboundConnections/);
+    for (const c of held) c.close();
+    // Once they are gone, a real peer gets in.
+    const retry = setInterval(() => a.send(b.localAddress, hb("a", "b", 1)), 50);
+    try {
+      await inB.wait(() => inB.count("heartbeat", "a") >= 1, "a message from a real peer");
+    } finally {
+      clearInterval(retry);
+    }
+    await a.close();
+    await b.close();
+  });
+});
