@@ -1374,9 +1374,9 @@ export class RaftCore {
     for (const pr of this.#progress.values()) {
       let sent = 0;
       while (sent < this.#opts.maxInflight && this.#sendAppend(pr, false)) sent++;
-      if (!pr.isPaused() && pr.sentCommit < Math.min(this.#log.committed, pr.match)) {
-        this.#sendAppend(pr, true);
-      }
+      // A new commit index alone does not get a message of its own: it rides
+      // on the next append or heartbeat (as in hashicorp/raft). Sending it
+      // at once cost two sends and two follower round trips per commit.
     }
   }
 

@@ -369,6 +369,8 @@ export class Cluster {
   propose(id: string, ...payloads: string[]): { index: number; term: number } {
     const r = this.core(id).propose(payloads.map(payload));
     this.stabilize();
+    // Followers learn a new commit index from the next append or heartbeat.
+    this.tick(TEST_OPTIONS.heartbeatTicks);
     return r;
   }
 
