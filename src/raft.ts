@@ -673,7 +673,12 @@ export class Raft<R = unknown> {
       await sink.cancel();
       throw e;
     }
-    while (this.#writing || this.#writeQueue.length > 0) {
+    // Wait for queued writes; stop waiting if leadership is lost (a follower's
+    // snapshot install in that queue would wait for the lock we hold).
+    while (
+      (this.#writing || this.#writeQueue.length > 0) && this.#core.state === "leader" &&
+      this.#core.term === term && !this.#failed && !this.#shutdown
+    ) {
       await new Promise((r) => setTimeout(r, 1));
     }
     // Proposals are refused during a restore, but the leader may still have
@@ -681,7 +686,9 @@ export class Raft<R = unknown> {
     // taken and it must go.
     if (
       this.#core.state !== "leader" || this.#core.term !== term ||
-      this.#core.lastIndex !== lastIndex || this.#core.latestConfiguration().index !== config.index
+      this.#core.lastIndex !== lastIndex ||
+      this.#core.latestConfiguration().index !== config.index ||
+      this.#writing || this.#writeQueue.length > 0 || this.#failed !== undefined || this.#shutdown
     ) {
       await this.#discardSnapshot(info.id);
       throw new InvalidStateError("the log changed while the restore was being written; retry");
