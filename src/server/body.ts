@@ -17,7 +17,36 @@ import { HttpError } from "./errors.ts";
  * console.log((await readBody(req, 1024)).length); // 5
  * ```
  */
-export async function readBody(req: Request, limit: number, what = "body"): Promise<Uint8Array> {
+export function readBody(
+  req: Request,
+  limit: number,
+  what = "body",
+  deadlineMs = BODY_DEADLINE_MS,
+): Promise<Uint8Array> {
+  // A client that stops sending mid-body must not hold the request forever
+  // (Deno's server has no such timeout of its own).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reading: { reader?: ReadableStreamDefaultReader<Uint8Array> } = {};
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      (reading.reader ? reading.reader.cancel() : req.body?.cancel())?.catch(() => {});
+      reject(new HttpError(408, `${what} not received within ${deadlineMs} ms`));
+    }, deadlineMs);
+  });
+  return Promise.race([readBodyFully(req, limit, what, reading), expired]).finally(() =>
+    clearTimeout(timer)
+  );
+}
+
+/** Longest wait for a request body to arrive, in ms. */
+export const BODY_DEADLINE_MS = 30_000;
+
+async function readBodyFully(
+  req: Request,
+  limit: number,
+  what: string,
+  reading: { reader?: ReadableStreamDefaultReader<Uint8Array> },
+): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     throw new HttpError(413, `${what} too large: ${declared} bytes, the limit is ${limit}`);
@@ -33,6 +62,7 @@ export async function readBody(req: Request, limit: number, what = "body"): Prom
     }
   }
   const reader = req.body.getReader();
+  reading.reader = reader;
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {

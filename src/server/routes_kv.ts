@@ -120,7 +120,7 @@ export async function putKey(
 ): Promise<Response> {
   checkKey(key, ctx.maxKeyBytes);
   const cas = intParam(url, "cas");
-  const value = await readBody(req, ctx.maxValueBytes, "value");
+  const value = await readBody(req, ctx.maxValueBytes, "value", Math.max(ctx.timeoutMs, 1000));
   return await onLeader(ctx, req, url, value, async () => {
     const r = await ctx.raft.apply(encodePut(key, value, cas), { timeout: ctx.timeoutMs });
     return writeResponse(key, r.index, r.response, cas);

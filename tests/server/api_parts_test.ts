@@ -143,3 +143,25 @@ Deno.test("CLI arguments are parsed strictly with one-line errors", () => {
   assert.throws(() => parse("raftd x", ["a", "b"], opts, 1), /unexpected argument "b"/);
   assert.equal(keyPath("a/b c"), "/v1/kv/a%2Fb%20c");
 });
+
+Deno.test("readBody: a body that stalls mid-upload gets 408 instead of holding the request", async () => {
+  let cancelled = false;
+  const stalled = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array([1, 2, 3]));
+      // ...and nothing more, ever.
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const req = new Request("http://x/v1/kv/a", { method: "PUT", body: stalled });
+  await assert.rejects(
+    () => readBody(req, 1024, "value", 50),
+    (e: unknown) => e instanceof HttpError && e.status === 408 && /within 50 ms/.test(e.message),
+  );
+  assert.ok(cancelled, "the upload stream is cancelled");
+  // A body that arrives in time is read whole.
+  const ok = new Request("http://x/v1/kv/a", { method: "PUT", body: "hello" });
+  assert.equal(new TextDecoder().decode(await readBody(ok, 1024, "value", 50)), "hello");
+});
