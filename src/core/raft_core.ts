@@ -1455,7 +1455,10 @@ export class RaftCore {
         const pr = this.#progress.get(id);
         if (pr && (!best || pr.match > best.match)) best = pr;
       }
+      // Last words: pending entries, and the commit index (heartbeats carry
+      // it), so the others learn the change is committed.
       this.#flushAppends();
+      this.#broadcastHeartbeat();
       if (best && best.match === this.#log.lastIndex()) this.#sendTimeoutNow(best.id);
       this.#becomeFollower(this.#term, "");
     }
