@@ -107,8 +107,6 @@ export class Progress {
   leaseTick = -Infinity;
   /** Leader tick of the last message received from the follower. */
   lastHeardTick = -Infinity;
-  /** Commit index last sent to the follower. */
-  sentCommit = 0;
   /** Pipelined appends. */
   readonly inflights: Inflights;
 

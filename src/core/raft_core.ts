@@ -217,14 +217,6 @@ export class RaftCore {
   #lastDirtySeq = 0;
   /** Seq of the newest Ready that carried a term or vote change. */
   #termSyncSeq = 0;
-  /**
-   * Seq of the Ready that makes this leader's term durable. Until it is
-   * acknowledged the leader sends nothing: a single voter elects itself
-   * without asking anyone, so no vote request waited for the term to be
-   * durable; had it sent entries and crashed, it could lead the same term again
-   * and send different entries under the same (index, term).
-   */
-  #leaderSyncSeq = 0;
   #termVoteDirty = false;
   #lastHardState: HardState;
   #lastSoft: SoftState;
@@ -850,11 +842,7 @@ export class RaftCore {
   /** Queue a message; `needsPersist` holds it until the state it reflects is durable. */
   #send(message: Message, needsPersist: boolean): void {
     if (!needsPersist) {
-      if (this.#state === "leader" && this.#leaderSyncSeq > this.#ackedSeq) {
-        this.#held.push({ seq: this.#leaderSyncSeq, message });
-      } else {
-        this.#messages.push(message);
-      }
+      this.#messages.push(message);
       return;
     }
     const dirtyNow = this.#termVoteDirty || this.#log.hasUnstable() ||
@@ -901,7 +889,9 @@ export class RaftCore {
    * waits for its vote to be durable: it becomes leader only once the Ready
    * carrying its term and self-vote is persisted. Leading earlier, a crash
    * could make it forget that vote and grant it to another candidate of the
-   * same term (two leaders in one term).
+   * same term (two leaders in one term), or lead the same term again and write
+   * different entries under one (index, term). With several voters the vote
+   * requests already wait for that Ready, so every leader's term is durable.
    */
   #winAloneWhenDurable(): void {
     const seq = this.#termVoteDirty ? this.#readySeq + 1 : this.#termSyncSeq;
@@ -931,7 +921,6 @@ export class RaftCore {
 
   #becomeLeader(): void {
     this.#reset(this.#term);
-    this.#leaderSyncSeq = this.#termVoteDirty ? this.#readySeq + 1 : this.#termSyncSeq;
     this.#leaseRevoked = false;
     this.#state = "leader";
     this.#leader = this.id;
@@ -1409,7 +1398,6 @@ export class RaftCore {
     };
     this.#send(m, false);
     pr.sentEntries(prevIndex + entries.length, entries.length);
-    pr.sentCommit = this.#log.committed;
     return true;
   }
 
