@@ -1272,10 +1272,7 @@ export class Raft<R = unknown> {
         }
         if (task.kind === "reset") {
           this.#writeQueue.shift();
-          const first = await this.#logStore.firstIndex();
-          const last = await this.#logStore.lastIndex();
-          if (last > 0) await this.#logStore.deleteRange(first, last);
-          this.#storedLastIndex = 0;
+          await this.#clearLog();
           task.done();
           continue;
         }
@@ -1416,9 +1413,7 @@ export class Raft<R = unknown> {
         configuration: meta.configuration,
       };
       this.#lastSnapshot = { index: meta.index, term: meta.term, size: info.size };
-      const last = await this.#logStore.lastIndex();
-      if (last > 0) await this.#logStore.deleteRange(await this.#logStore.firstIndex(), last);
-      this.#storedLastIndex = 0;
+      await this.#clearLog();
       this.#snapshotsInstalled++;
       log.info("installed snapshot {index} from the leader ({size} bytes)", {
         index: meta.index,
@@ -1677,6 +1672,13 @@ export class Raft<R = unknown> {
       this.#emit({ type: "snapshot", index: meta.index, term: meta.term, size: info.size });
       return info;
     }
+  }
+
+  /** Delete the whole stored log (a snapshot replaced it). */
+  async #clearLog(): Promise<void> {
+    const last = await this.#logStore.lastIndex();
+    if (last > 0) await this.#logStore.deleteRange(await this.#logStore.firstIndex(), last);
+    this.#storedLastIndex = 0;
   }
 
   async #compactLog(index: number): Promise<void> {
