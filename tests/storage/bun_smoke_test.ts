@@ -4,24 +4,9 @@
  */
 import { strict as assert } from "node:assert";
 
+import { bunRunnable, runUnderBun } from "../_bun.ts";
+
 const SCRIPT = new URL("./bun_smoke.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
-const BUN = ["-y", "bun@1.4.4"];
-
-async function bunRunnable(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("npx", {
-      args: [...BUN, "--version"],
-      stdout: "piped",
-      stderr: "null",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    return out.success && /^\d+\.\d+/.test(new TextDecoder().decode(out.stdout).trim());
-  } catch {
-    return false;
-  }
-}
-
 const runnable = await bunRunnable();
 
 Deno.test({
@@ -30,15 +15,8 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "raftd_bun_" });
     try {
-      const out = await new Deno.Command("npx", {
-        args: [...BUN, "run", SCRIPT, dir],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(120_000),
-      }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      const stderr = new TextDecoder().decode(out.stderr);
+      const out = await runUnderBun(SCRIPT, [dir]);
+      const { stdout, stderr } = out;
       if (!out.success && /Cannot find (package|module) '@logtape|Could not resolve/.test(stderr)) {
         // Bun resolves npm packages itself (no deno.json import map); without a
         // registry or node_modules it cannot load LogTape: not our failure.

@@ -4,39 +4,17 @@
  */
 import assert from "node:assert/strict";
 
+import { bunRunnable, runUnderBun } from "../_bun.ts";
+
 const SCRIPT = new URL("./bun_smoke.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
-const BUN = ["-y", "bun@1.4.4"];
-
-async function bunRunnable(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("npx", {
-      args: [...BUN, "--version"],
-      stdout: "piped",
-      stderr: "null",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    return out.success && /^\d+\.\d+/.test(new TextDecoder().decode(out.stdout).trim());
-  } catch {
-    return false;
-  }
-}
-
 const runnable = await bunRunnable();
 
 Deno.test({
   name: "bun: the TCP transport works on node:net and node:tls under Bun",
   ignore: !runnable,
   async fn() {
-    const out = await new Deno.Command("npx", {
-      args: [...BUN, "run", SCRIPT],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(120_000),
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
+    const out = await runUnderBun(SCRIPT);
+    const { stdout, stderr } = out;
     if (!out.success && /Cannot find (package|module) '@|Could not resolve/.test(stderr)) {
       // Bun resolves npm packages itself (no deno.json import map); without a
       // registry or node_modules it cannot load them: not the transport's failure.
