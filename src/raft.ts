@@ -1607,17 +1607,20 @@ export class Raft<R = unknown> {
     this.#snapshotTimer = undefined;
     if (this.#config.snapshotInterval > 0) {
       this.#snapshotTimer = setInterval(
-        () => this.#maybeAutoSnapshot(true),
+        () => this.#maybeAutoSnapshot(),
         this.#config.snapshotInterval,
       );
     }
   }
 
-  #maybeAutoSnapshot(timed = false): void {
+  /**
+   * Checked after every apply batch; the interval timer retries a failed
+   * automatic snapshot on an idle node.
+   */
+  #maybeAutoSnapshot(): void {
     if (this.#snapshotting || this.#shutdown || this.#failed || this.#restoreInProgress) return;
     const due = this.#appliedIndex - this.#lastSnapshot.index >= this.#config.snapshotThreshold;
     if (!due) return;
-    void timed;
     this.#takeSnapshot().catch((e) =>
       log.warn("automatic snapshot failed: {error}", { error: String(e) })
     );
