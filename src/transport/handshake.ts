@@ -2,8 +2,8 @@
  * The connection handshake of the TCP transport.
  *
  * ```
- * dialer   → Hello     "RAFTD" version purpose flags nonceC[32] address
- * acceptor → Challenge "RAFTD" version flags nonceS[32] proofS[32]?
+ * dialer   → Hello     "RAFTD" version purpose flags nonceC[32] clusterC[16]? address
+ * acceptor → Challenge "RAFTD" version flags nonceS[32] proofS[32]? clusterS[16]?
  * dialer   → Auth      proofC[32]?
  * acceptor → Ready  |  Reject reason
  * ```
@@ -15,10 +15,21 @@
  * The key authenticates the peer at connection time; against an attacker on
  * the network path use TLS as well.
  *
+ * Each side may announce its cluster id (flag 2; see `cluster_id.ts`); the
+ * proofs cover both ids. Once authenticated, a connection between two
+ * clusters is refused by both ends, as is a dialer that names no cluster to an
+ * acceptor that has one; an acceptor that has none yet adopts the dialer's.
+ *
  * @module
  */
 
 import type { NetConn } from "../platform/net.ts";
+import {
+  CLUSTER_ID_BYTES,
+  clusterIdBytes,
+  clusterIdFromBytes,
+  type ClusterMembership,
+} from "./cluster_id.ts";
 import { PROTOCOL_VERSION } from "./codec.ts";
 import { ProtocolError } from "./errors.ts";
 import { encodeFrame, FrameKind } from "./frame.ts";
@@ -52,6 +63,7 @@ const MAGIC = new TextEncoder().encode("RAFTD");
 const NONCE_BYTES = 32;
 const PROOF_BYTES = 32;
 const FLAG_KEY = 1;
+const FLAG_CLUSTER = 2;
 const SERVER_LABEL = new TextEncoder().encode("raftd-server");
 const CLIENT_LABEL = new TextEncoder().encode("raftd-client");
 const textDecoder = new TextDecoder();
@@ -83,6 +95,8 @@ export async function importClusterKey(secret: Uint8Array): Promise<CryptoKey> {
 export interface HandshakeOptions {
   /** The cluster key, or `null` when the cluster uses none. */
   key: CryptoKey | null;
+  /** Which cluster this server belongs to; without it no cluster id is sent or checked. */
+  cluster?: ClusterMembership;
 }
 
 /** Settings of the dialing side. */
@@ -101,19 +115,50 @@ export interface AcceptedPeer {
   address: string;
 }
 
+/** The two sides' cluster ids as the handshake carries them (undefined: not announced). */
+interface ClusterIds {
+  client: Uint8Array | undefined;
+  server: Uint8Array | undefined;
+}
+
 function transcript(
   label: Uint8Array,
   purpose: number,
   clientNonce: Uint8Array,
   serverNonce: Uint8Array,
+  clusters: ClusterIds,
 ): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(label.length + 2 + NONCE_BYTES * 2);
+  const head = label.length + 2 + NONCE_BYTES * 2;
+  const out = new Uint8Array(head + 2 * (1 + CLUSTER_ID_BYTES));
   out.set(label);
   out[label.length] = PROTOCOL_VERSION;
   out[label.length + 1] = purpose;
   out.set(clientNonce, label.length + 2);
   out.set(serverNonce, label.length + 2 + NONCE_BYTES);
+  // A presence byte per id keeps "no id" distinct from any id.
+  for (const [i, id] of [clusters.client, clusters.server].entries()) {
+    const at = head + i * (1 + CLUSTER_ID_BYTES);
+    if (id !== undefined) {
+      out[at] = 1;
+      out.set(id, at + 1);
+    }
+  }
   return out;
+}
+
+function ownClusterId(cluster: ClusterMembership | undefined): Uint8Array | undefined {
+  const id = cluster?.clusterId;
+  return id === undefined ? undefined : clusterIdBytes(id);
+}
+
+function sameId(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function mismatch(ours: Uint8Array, theirs: Uint8Array, who: string): string {
+  return `cluster id mismatch: this node belongs to cluster ${
+    clusterIdFromBytes(ours)
+  }, ${who} to cluster ${clusterIdFromBytes(theirs)}`;
 }
 
 async function sign(key: CryptoKey, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
@@ -179,14 +224,17 @@ export async function clientHandshake(
 ): Promise<void> {
   const { key, purpose } = options;
   const clientNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const ours = ownClusterId(options.cluster);
   const address = textEncoder.encode(options.localAddress).subarray(0, 255);
-  const hello = new Uint8Array(MAGIC.length + 3 + NONCE_BYTES + address.length);
+  const idBytes = ours === undefined ? 0 : CLUSTER_ID_BYTES;
+  const hello = new Uint8Array(MAGIC.length + 3 + NONCE_BYTES + idBytes + address.length);
   hello.set(MAGIC);
   hello[MAGIC.length] = PROTOCOL_VERSION;
   hello[MAGIC.length + 1] = purpose;
-  hello[MAGIC.length + 2] = key === null ? 0 : FLAG_KEY;
+  hello[MAGIC.length + 2] = (key === null ? 0 : FLAG_KEY) | (ours === undefined ? 0 : FLAG_CLUSTER);
   hello.set(clientNonce, MAGIC.length + 3);
-  hello.set(address, MAGIC.length + 3 + NONCE_BYTES);
+  if (ours !== undefined) hello.set(ours, MAGIC.length + 3 + NONCE_BYTES);
+  hello.set(address, MAGIC.length + 3 + NONCE_BYTES + idBytes);
   await conn.write(encodeFrame(FrameKind.Hello, hello));
 
   let kind = await expectFrame(reader, "a challenge");
@@ -203,23 +251,34 @@ export async function clientHandshake(
   }
   const flags = challenge[MAGIC.length + 1];
   const withKey = (flags & FLAG_KEY) !== 0;
-  const expectedLength = MAGIC.length + 2 + NONCE_BYTES + (withKey ? PROOF_BYTES : 0);
+  const withCluster = (flags & FLAG_CLUSTER) !== 0;
+  const proofAt = MAGIC.length + 2 + NONCE_BYTES;
+  const clusterAt = proofAt + (withKey ? PROOF_BYTES : 0);
+  const expectedLength = clusterAt + (withCluster ? CLUSTER_ID_BYTES : 0);
   if (challenge.length !== expectedLength) {
     throw new ProtocolError(
       `invalid challenge: expected ${expectedLength} bytes, got ${challenge.length}`,
     );
   }
-  const serverNonce = challenge.slice(MAGIC.length + 2, MAGIC.length + 2 + NONCE_BYTES);
+  const serverNonce = challenge.slice(MAGIC.length + 2, proofAt);
+  const clusters: ClusterIds = {
+    client: ours,
+    server: withCluster ? challenge.slice(clusterAt, clusterAt + CLUSTER_ID_BYTES) : undefined,
+  };
   let auth: Uint8Array = new Uint8Array(0);
   if (key !== null) {
     if (!withKey) throw new ProtocolError("the peer has no cluster key but this node has one");
-    const proof = challenge.subarray(MAGIC.length + 2 + NONCE_BYTES);
-    if (!(await verify(key, proof, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce)))) {
+    const proof = challenge.subarray(proofAt, clusterAt);
+    const signed = transcript(SERVER_LABEL, purpose, clientNonce, serverNonce, clusters);
+    if (!(await verify(key, proof, signed))) {
       throw new ProtocolError("the peer failed the cluster key check: its cluster key differs");
     }
-    auth = await sign(key, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce));
+    auth = await sign(key, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce, clusters));
   } else if (withKey) {
     throw new ProtocolError("the peer requires a cluster key but this node has none");
+  }
+  if (ours !== undefined && clusters.server !== undefined && !sameId(ours, clusters.server)) {
+    throw new ProtocolError(mismatch(ours, clusters.server, "the peer"));
   }
   await conn.write(encodeFrame(FrameKind.Auth, auth));
 
@@ -272,9 +331,21 @@ export async function serverHandshake(
   ) {
     await reject(conn, `unknown connection purpose ${purpose}, expected 1, 2 or 3`);
   }
-  const clientHasKey = (hello[MAGIC.length + 2] & FLAG_KEY) !== 0;
-  const clientNonce = hello.slice(MAGIC.length + 3, MAGIC.length + 3 + NONCE_BYTES);
-  const address = textDecoder.decode(hello.subarray(MAGIC.length + 3 + NONCE_BYTES));
+  const clientFlags = hello[MAGIC.length + 2];
+  const clientHasKey = (clientFlags & FLAG_KEY) !== 0;
+  const nonceAt = MAGIC.length + 3;
+  const clientNonce = hello.slice(nonceAt, nonceAt + NONCE_BYTES);
+  const clientHasCluster = (clientFlags & FLAG_CLUSTER) !== 0;
+  const addressAt = nonceAt + NONCE_BYTES + (clientHasCluster ? CLUSTER_ID_BYTES : 0);
+  if (hello.length < addressAt) {
+    throw new ProtocolError("the peer is not a raftd transport: its hello frame is too short");
+  }
+  const address = textDecoder.decode(hello.subarray(addressAt));
+  const cluster = options.cluster;
+  const clusters: ClusterIds = {
+    client: clientHasCluster ? hello.slice(nonceAt + NONCE_BYTES, addressAt) : undefined,
+    server: ownClusterId(cluster),
+  };
   if (key !== null && !clientHasKey) {
     await reject(conn, "this cluster requires a cluster key and the dialer has none");
   }
@@ -283,19 +354,23 @@ export async function serverHandshake(
   }
 
   const serverNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const proofAt = MAGIC.length + 2 + NONCE_BYTES;
+  const clusterAt = proofAt + (key === null ? 0 : PROOF_BYTES);
   const challenge = new Uint8Array(
-    MAGIC.length + 2 + NONCE_BYTES + (key === null ? 0 : PROOF_BYTES),
+    clusterAt + (clusters.server === undefined ? 0 : CLUSTER_ID_BYTES),
   );
   challenge.set(MAGIC);
   challenge[MAGIC.length] = PROTOCOL_VERSION;
-  challenge[MAGIC.length + 1] = key === null ? 0 : FLAG_KEY;
+  challenge[MAGIC.length + 1] = (key === null ? 0 : FLAG_KEY) |
+    (clusters.server === undefined ? 0 : FLAG_CLUSTER);
   challenge.set(serverNonce, MAGIC.length + 2);
   if (key !== null) {
     challenge.set(
-      await sign(key, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce)),
-      MAGIC.length + 2 + NONCE_BYTES,
+      await sign(key, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce, clusters)),
+      proofAt,
     );
   }
+  if (clusters.server !== undefined) challenge.set(clusters.server, clusterAt);
   await conn.write(encodeFrame(FrameKind.Challenge, challenge));
 
   kind = await expectFrame(reader, "auth");
@@ -305,11 +380,47 @@ export async function serverHandshake(
   if (key !== null) {
     const proof = reader.payload;
     const ok = proof.length === PROOF_BYTES &&
-      await verify(key, proof, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce));
+      await verify(
+        key,
+        proof,
+        transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce, clusters),
+      );
     if (!ok) await reject(conn, "cluster key mismatch");
   } else if (reader.payload.length !== 0) {
     await reject(conn, "unexpected auth proof: this node has no cluster key");
   }
+  // Only an authenticated dialer gets this far: its cluster id can be trusted.
+  if (cluster !== undefined) await checkCluster(conn, cluster, clusters);
   await conn.write(encodeFrame(FrameKind.Ready, new Uint8Array(0)));
   return { purpose: purpose as ConnectionPurpose, address };
+}
+
+/** The acceptor's cluster rule: same cluster, or adopt the dialer's when we have none. */
+async function checkCluster(
+  conn: NetConn,
+  cluster: ClusterMembership,
+  clusters: ClusterIds,
+): Promise<void> {
+  const { client, server } = clusters;
+  if (server !== undefined) {
+    if (client === undefined) {
+      await reject(
+        conn,
+        `the dialer names no cluster; this node belongs to cluster ${clusterIdFromBytes(server)}`,
+      );
+    } else if (!sameId(server, client)) {
+      await reject(conn, mismatch(server, client, "the dialer"));
+    }
+    return;
+  }
+  if (client === undefined) return;
+  const theirs = clusterIdFromBytes(client);
+  try {
+    await cluster.adopt(theirs);
+  } catch (e) {
+    await reject(
+      conn,
+      `this node cannot join cluster ${theirs}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
 }

@@ -46,6 +46,13 @@ export {
   writeFrameHeader,
 } from "./frame.ts";
 export {
+  clusterIdBytes,
+  clusterIdFromBytes,
+  type ClusterMembership,
+  isClusterId,
+  newClusterId,
+} from "./cluster_id.ts";
+export {
   FrameTooLargeError,
   ProtocolError,
   SnapshotRejectedError,

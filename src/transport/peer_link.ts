@@ -11,6 +11,7 @@ import { encodeMessageShared } from "./codec.ts";
 import { ProtocolError, TransportError } from "./errors.ts";
 import { FRAME_HEADER_BYTES, FrameKind, writeFrameHeader } from "./frame.ts";
 import { FrameReader } from "./frame_reader.ts";
+import type { ClusterMembership } from "./cluster_id.ts";
 import { clientHandshake, type ConnectionPurpose, HANDSHAKE_MAX_FRAME_BYTES } from "./handshake.ts";
 
 /** What a {@linkcode PeerLink} needs from its transport. */
@@ -19,6 +20,8 @@ export interface PeerLinkContext {
   readonly localAddress: ServerAddress;
   /** Cluster key for the handshake, or `null`. */
   readonly key: CryptoKey | null;
+  /** Which cluster we belong to, announced in the handshake. */
+  readonly cluster?: ClusterMembership;
   /** TLS settings for dialing, or `undefined` for plain TCP. */
   readonly tls: TlsConnectOptions | undefined;
   /** Largest frame payload the peer accepts; larger messages are dropped. */
@@ -264,6 +267,7 @@ export class PeerLink {
       const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
       await clientHandshake(conn, reader, {
         key: ctx.key,
+        cluster: ctx.cluster,
         purpose: this.purpose,
         localAddress: ctx.localAddress,
       });

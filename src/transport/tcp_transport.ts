@@ -25,6 +25,7 @@ import {
   parseAddress,
   type TlsConnectOptions,
 } from "../platform/net.ts";
+import type { ClusterMembership } from "./cluster_id.ts";
 import { decodeMessage } from "./codec.ts";
 import { ProtocolError, TransportError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameKind } from "./frame.ts";
@@ -63,6 +64,13 @@ export interface TcpTransportOptions {
    * challenge/response) before any message is accepted.
    */
   clusterKey?: Uint8Array;
+  /**
+   * Which cluster this server belongs to. Every connection then carries the
+   * cluster id, and connections from another cluster (or naming none) are
+   * refused; a server without an id yet adopts the first one it is dialed
+   * with. Without it no cluster id is sent or checked.
+   */
+  cluster?: ClusterMembership;
   /** Speak TLS, with this certificate, to peers that speak TLS too. */
   tls?: TcpTransportTlsOptions;
   /** Largest frame accepted, in bytes. Default 64 MiB. Must match across the cluster. */
@@ -168,6 +176,7 @@ export class TcpTransport implements Transport {
   #strangerWarnings = new WarningLimiter();
   #maxInbound: number;
   #key: CryptoKey | null;
+  #cluster: ClusterMembership | undefined;
   #tls: TlsConnectOptions | undefined;
   #maxFrameBytes: number;
   #maxQueueBytes: number;
@@ -198,6 +207,7 @@ export class TcpTransport implements Transport {
     this.#listener = listener;
     this.#log = log;
     this.#key = key;
+    this.#cluster = options.cluster;
     this.#tls = options.tls === undefined ? undefined : { caFile: options.tls.caFile };
     this.#maxFrameBytes = positiveInteger(
       options.maxFrameBytes,
@@ -231,6 +241,7 @@ export class TcpTransport implements Transport {
     this.#linkContext = {
       localAddress: this.localAddress,
       key,
+      cluster: options.cluster,
       tls: this.#tls,
       maxFrameBytes: this.#maxFrameBytes,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
@@ -357,6 +368,7 @@ export class TcpTransport implements Transport {
         const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
         await clientHandshake(conn, reader, {
           key: this.#key,
+          cluster: this.#cluster,
           purpose: ConnectionPurpose.Snapshot,
           localAddress: this.localAddress,
         });
@@ -487,7 +499,7 @@ export class TcpTransport implements Transport {
       conn.setNoDelay(true);
       let peer;
       try {
-        peer = await serverHandshake(conn, reader, { key: this.#key });
+        peer = await serverHandshake(conn, reader, { key: this.#key, cluster: this.#cluster });
       } catch (e) {
         if (this.#closed) return;
         if (e instanceof ProtocolError) {
