@@ -21,7 +21,7 @@ import { print, table } from "./output.ts";
 const COMMAND = "raftd peers";
 const BASE = { ...CLIENT_OPTIONS, ...HELP_OPTION };
 const ADD_OPTIONS: Record<string, OptionSpec> = {
-  id: { type: "string", arg: "ID", help: "the new server's id (required)" },
+  id: { type: "string", arg: "ID", help: "the new server's id (or give it as the argument)" },
   raft: { type: "string", arg: "HOST:PORT", help: "its Raft address (required)" },
   http: { type: "string", arg: "URL", help: "its API address, so followers can forward to it" },
   nonvoter: {
@@ -33,7 +33,7 @@ const ADD_OPTIONS: Record<string, OptionSpec> = {
 
 /** Help text of `raftd peers`. */
 const PEERS_HELP: string = helpText(
-  `${COMMAND} list | add --id ID --raft HOST:PORT [--http URL] [--nonvoter] | remove ID | demote ID`,
+  `${COMMAND} list | add ID --raft HOST:PORT [--http URL] [--nonvoter] | remove ID | demote ID`,
   "Show or change the cluster membership. Changes go to the leader (forwarded by any node).\n" +
     "  list           the servers of the configuration\n" +
     "  add            add a server (a voter starts as staging and is promoted once caught up)\n" +
@@ -88,12 +88,24 @@ export async function peers(argv: string[]): Promise<number> {
       return 0;
     }
     case "add": {
-      const p = parse(command, rest, ADD_OPTIONS, 0);
+      const p = parse(command, rest, ADD_OPTIONS, 1);
       if (bool(p, "help")) return help();
-      const id = str(p, "id");
+      const given = p.positionals[0];
+      const flag = str(p, "id");
+      if (given !== undefined && flag !== undefined && given !== flag) {
+        throw new UsageError(
+          `${command}: the server ID is given twice (${JSON.stringify(given)} and --id ${
+            JSON.stringify(flag)
+          }); give it once`,
+        );
+      }
+      const id = given ?? flag;
       const raft = str(p, "raft");
-      if (id === undefined || raft === undefined) {
-        throw new UsageError(`${command}: --id and --raft are required (see ${COMMAND} --help)`);
+      if (id === undefined) {
+        throw new UsageError(`${command}: missing the server ID (see ${COMMAND} --help)`);
+      }
+      if (raft === undefined) {
+        throw new UsageError(`${command}: --raft is required (see ${COMMAND} --help)`);
       }
       const http = str(p, "http");
       const body = await (await clientFor(command, p)).json<

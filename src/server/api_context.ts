@@ -39,6 +39,8 @@ export interface ApiContext {
   readonly timeoutMs: number;
   /** Version string shown by /v1/status. */
   readonly version: string;
+  /** This node's cluster id, if it belongs to one yet. */
+  readonly clusterId: () => string | undefined;
   /** HTTP counters. */
   readonly metrics: HttpMetrics;
   /** fetch used to forward (tests may replace it). */

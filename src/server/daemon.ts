@@ -12,10 +12,12 @@ import type { HttpServer } from "../platform/http.ts";
 import { ensureDir } from "../platform/process.ts";
 import { Raft } from "../raft.ts";
 import { FileLogStore, FileSnapshotStore, FileStableStore } from "../storage/mod.ts";
-import { TcpTransport, type TcpTransportTlsOptions } from "../transport/mod.ts";
+import { newClusterId, TcpTransport, type TcpTransportTlsOptions } from "../transport/mod.ts";
 import type { Transport } from "../transport/types.ts";
+import { lockDataDir } from "./data_dir_lock.ts";
 import { createApi } from "./http_api.ts";
 import { KvFsm, type KvResult } from "./kv_fsm.ts";
+import { NodeIdentity } from "./node_identity.ts";
 import { joinCluster, MemberRegistrar } from "./registrar.ts";
 import { checkHostPort, checkServerId, normalizeHttpUrl } from "./validate.ts";
 
@@ -103,6 +105,8 @@ export interface Daemon {
   readonly raftAddress: string;
   /** The advertised API base URL. */
   readonly httpUrl: string;
+  /** The data directory's identity: server id and cluster id. */
+  readonly identity: NodeIdentity;
   /** Stop serving, shut the node down and close the stores. Idempotent. */
   stop(): Promise<void>;
   /** Resolves once stopped. */
@@ -183,6 +187,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     cleanups.length = 0;
   };
   try {
+    // Before anything reads or repairs the stores: one process per directory.
+    const lock = await lockDataDir(options.dataDir);
+    cleanups.push(() => lock.release());
+    const identity = await NodeIdentity.open(options.dataDir);
+    await identity.claim(options.id);
     const logStore = await FileLogStore.open(`${options.dataDir}/log`);
     cleanups.push(() => logStore.close());
     const stableStore = await FileStableStore.open(options.dataDir);
@@ -191,6 +200,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       retain: options.raft?.retainSnapshots ?? 2,
     });
     const existing = await Raft.hasExistingState({ logStore, stableStore, snapshotStore });
+    const bootstrap = options.bootstrap === true && !existing;
+    // The id is set before the transport listens, so a fresh bootstrap never
+    // adopts the id of whoever dials it first.
+    if (bootstrap) await identity.startCluster(newClusterId());
+    if (existing && identity.clusterId === undefined) {
+      log.warn(
+        "this data directory records no cluster id (it predates them): it takes the id " +
+          "of the first peer that dials it",
+      );
+    }
 
     if (
       options.advertiseRaft === undefined &&
@@ -206,6 +225,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           address: options.raftAddress,
           advertiseAddress: options.advertiseRaft,
           clusterKey: options.clusterKey,
+          cluster: identity,
           tls: options.tls,
         }),
     );
@@ -247,6 +267,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       maxValueBytes: options.maxValueBytes,
       timeoutMs: options.timeoutMs,
       version: options.version,
+      clusterId: () => identity.clusterId,
     });
     handler = api.handler;
     log.info("{id} serving: raft {raft}, http {http}, data {data}", {
@@ -256,15 +277,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       data: options.dataDir,
     });
 
-    if (options.bootstrap) {
-      if (existing) {
-        log.info("the data directory already holds state: --bootstrap ignored");
-      } else {
-        await raft.bootstrapCluster({
-          servers: [{ id: options.id, address: raftAddress, suffrage: "voter" }],
-        });
-        log.info("bootstrapped a new single-node cluster");
-      }
+    if (bootstrap) {
+      await raft.bootstrapCluster({
+        servers: [{ id: options.id, address: raftAddress, suffrage: "voter" }],
+      });
+      log.info("bootstrapped a new single-node cluster {clusterId}", {
+        clusterId: identity.clusterId,
+      });
+    } else if (options.bootstrap) {
+      log.info("the data directory already holds state: --bootstrap ignored");
     }
 
     let stopping: Promise<void> | undefined;
@@ -319,6 +340,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           raft: raftAddress,
           http: httpUrl,
           token: options.token,
+          clusterId: identity.clusterId,
           signal: joinAbort.signal,
         }).then(
           (r) =>
@@ -327,11 +349,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
               index: r.index,
             }),
           (e) => {
-            if (!joinAbort.signal.aborted) {
-              log.error("could not join via {via}: {error}", {
-                via: options.join,
-                error: (e as Error).message,
-              });
+            if (joinAbort.signal.aborted) return;
+            log.error("could not join via {via}: {error}", {
+              via: options.join,
+              error: (e as Error).message,
+            });
+            // Refused for good (another cluster, a bad request): a node that can
+            // never join exits, non-zero, rather than wait unseen.
+            if (stopping === undefined) {
+              failure = `could not join via ${options.join}: ${(e as Error).message}`;
+              void stop();
             }
           },
         );
@@ -343,6 +370,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       fsm,
       raftAddress,
       httpUrl,
+      identity,
       stopped,
       get failure() {
         return failure;

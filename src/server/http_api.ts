@@ -62,6 +62,8 @@ export interface ApiOptions {
   timeoutMs?: number;
   /** Version shown by /v1/status. */
   version?: string;
+  /** The cluster id shown by /v1/status (undefined while the node belongs to none). */
+  clusterId?: () => string | undefined;
   /** fetch used to forward to the leader (tests may replace it). */
   fetch?: typeof fetch;
 }
@@ -130,6 +132,7 @@ export function createApi(options: ApiOptions): Api {
     maxValueBytes,
     timeoutMs,
     version: options.version ?? "dev",
+    clusterId: options.clusterId ?? (() => undefined),
     metrics: new HttpMetrics(),
     fetch: options.fetch ?? fetch,
   };

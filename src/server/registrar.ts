@@ -175,6 +175,11 @@ export interface JoinOptions {
   http: string;
   /** Bearer token of the cluster's API, if any. */
   token?: string;
+  /**
+   * The cluster this node already belongs to, if any: joining a cluster with
+   * another id is refused before anything is asked of it.
+   */
+  clusterId?: string;
   /** Stop trying when this fires. */
   signal?: AbortSignal;
   /** Give up after this many ms (default: never). */
@@ -185,7 +190,8 @@ export interface JoinOptions {
  * Ask a cluster node (`POST /v1/peers`) to add this node as a voter (it
  * joins as staging and is promoted once caught up). Retries unreachable
  * nodes, 503 (no leader yet) and 409 (another change in flight) with
- * backoff; gives up at once on other 4xx answers (they will not change).
+ * backoff; gives up at once on other 4xx answers (they will not change),
+ * and before asking anything when the cluster's id is not `clusterId`.
  *
  * @example
  * ```ts ignore
@@ -200,6 +206,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
   for (let attempt = 1;; attempt++) {
     options.signal?.throwIfAborted();
     try {
+      if (options.clusterId !== undefined) await checkSameCluster(options, options.clusterId);
       const res = await fetch(new URL("/v1/peers", options.via), {
         method: "POST",
         headers: { "content-type": "application/json", ...authHeaders(options.token) },
@@ -243,5 +250,22 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
       }, { once: true });
     });
     delay = Math.min(delay * 2, 3000);
+  }
+}
+
+/** Refuse (permanently) to join a cluster whose id differs from ours. */
+async function checkSameCluster(options: JoinOptions, ours: string): Promise<void> {
+  const res = await fetch(new URL("/v1/status", options.via), {
+    headers: authHeaders(options.token),
+    signal: AbortSignal.timeout(15_000),
+  });
+  if (!res.ok) throw new Error(`GET /v1/status: ${await responseError(res)}`);
+  const body = await res.json() as { clusterId?: unknown };
+  if (typeof body.clusterId === "string" && body.clusterId !== ours) {
+    throw new Error(
+      `join via ${options.via} refused: this node belongs to cluster ${ours}, ` +
+        `the cluster at ${options.via} is ${body.clusterId}; use an empty --data to join it`,
+      { cause: "permanent" },
+    );
   }
 }

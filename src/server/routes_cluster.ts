@@ -61,6 +61,7 @@ export function status(ctx: ApiContext): Response {
   const lastContact = r.lastContact;
   return jsonResponse(200, {
     id: r.id,
+    clusterId: ctx.clusterId() ?? null,
     state: r.state,
     term: r.currentTerm,
     leader: leader ? { ...leader, http: leader.http ?? null } : null,
@@ -163,14 +164,25 @@ export async function addPeer(ctx: ApiContext, req: Request, url: URL): Promise<
       existing &&
       (voter ? existing.suffrage !== "nonvoter" : existing.suffrage === "nonvoter")
     ) {
-      return jsonResponse(200, { index, id, suffrage: existing.suffrage, unchanged: true });
+      return jsonResponse(200, {
+        index,
+        id,
+        suffrage: existing.suffrage,
+        unchanged: true,
+        clusterId: ctx.clusterId() ?? null,
+      });
     }
     const opts = { timeout: ctx.timeoutMs };
     const r = voter
       ? await ctx.raft.addVoter(id, raftAddr, opts)
       : await ctx.raft.addNonvoter(id, raftAddr, opts);
     const now = ctx.raft.getConfiguration().configuration.servers.find((s) => s.id === id);
-    return jsonResponse(200, { index: r.index, id, suffrage: now?.suffrage ?? null });
+    return jsonResponse(200, {
+      index: r.index,
+      id,
+      suffrage: now?.suffrage ?? null,
+      clusterId: ctx.clusterId() ?? null,
+    });
   });
 }
 

@@ -90,10 +90,13 @@ export async function waitFor(
   }
 }
 
-/** Run the raftd CLI to completion. */
+/**
+ * Run the raftd CLI to completion. A run still going after `timeoutMs`
+ * (default 60 s) is killed and reported as a failure of the test.
+ */
 export async function cli(
   args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
+  options: { stdin?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const { command, args: pre } = raftdCommand();
   const child = new Deno.Command(command, {
@@ -108,9 +111,26 @@ export async function cli(
     await w.write(new TextEncoder().encode(options.stdin));
     await w.close();
   }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // ended just now
+    }
+  }, options.timeoutMs ?? 60_000);
   const out = await child.output();
+  clearTimeout(timer);
   const td = new TextDecoder();
-  return { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
+  const result = { code: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
+  if (timedOut) {
+    throw new Error(
+      `raftd ${args.join(" ")} did not end within ${options.timeoutMs ?? 60_000} ms; ` +
+        `stderr: ${result.stderr.slice(-2000)}`,
+    );
+  }
+  return result;
 }
 
 /** HTTP call returning status, body text and headers. */
