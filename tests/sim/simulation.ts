@@ -1138,17 +1138,6 @@ class Simulation {
   #heal(): void {
     if (this.healStart < 0) {
       this.healStart = this.step;
-      // A follower far behind catches up at a finite rate: allow a few steps per missing entry.
-      let last = 0;
-      let applied = Infinity;
-      for (const node of this.nodes) {
-        if (node.up) last = Math.max(last, node.core!.lastIndex);
-        if (node.up && node.core!.latestConfiguration().index > 0) {
-          applied = Math.min(applied, node.fsm.applied);
-        }
-      }
-      this.healBound = this.healSteps +
-        3 * Math.max(0, last - (applied === Infinity ? 0 : applied));
       this.#tr("HEAL: faults stop, every node restarts, partitions heal");
       for (const part of this.partitions) this.#block(part.pairs, -1);
       this.partitions = [];
@@ -1162,6 +1151,19 @@ class Simulation {
           this.#start(node, undefined);
         }
       }
+      // A follower far behind catches up at a finite rate: allow a few steps
+      // per missing entry. Measured once every node is back up: a node down at
+      // this point (a power loss just before healing) may hold the longest log.
+      let last = 0;
+      let applied = Infinity;
+      for (const node of this.nodes) {
+        last = Math.max(last, node.core!.lastIndex);
+        if (node.core!.latestConfiguration().index > 0) {
+          applied = Math.min(applied, node.fsm.applied);
+        }
+      }
+      this.healBound = this.healSteps +
+        3 * Math.max(0, last - (applied === Infinity ? 0 : applied));
       return;
     }
     const leaders = this.#leaders();
