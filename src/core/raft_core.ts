@@ -18,6 +18,7 @@ import {
   LeadershipTransferError,
   NotLeaderError,
 } from "../errors.ts";
+import { MAX_INDEX, MAX_TERM, mayAdoptTerm } from "./limits.ts";
 import { RaftLog } from "./log.ts";
 import {
   applyChange,
@@ -479,7 +480,7 @@ export class RaftCore {
    * {@linkcode LeadershipTransferError} while a transfer is in progress.
    */
   propose(data: Uint8Array[], type: EntryType = EntryType.Normal): { index: number; term: number } {
-    this.#checkProposable();
+    this.#checkProposable(data.length);
     const first = this.#log.lastIndex() + 1;
     const term = this.#term;
     const entries: Entry[] = new Array(data.length);
@@ -659,6 +660,9 @@ export class RaftCore {
   /** Process one incoming message. Malformed or stale messages are ignored. */
   step(m: Message): void {
     if (m.to !== this.id) return;
+    // A term this far ahead is forged (or corrupt): adopting it could leave
+    // this node at a term no election can move past.
+    if (m.term > this.#term && !mayAdoptTerm(this.#term, m.term)) return;
     if (m.term > this.#term) {
       if (m.type === "vote") {
         const inLease = this.#opts.checkQuorum && this.#leader !== "" &&
@@ -810,8 +814,13 @@ export class RaftCore {
     );
   }
 
-  #checkProposable(): void {
+  #checkProposable(count = 1): void {
     if (this.#state !== "leader") throw this.#notLeader();
+    if (this.#log.lastIndex() + count > MAX_INDEX) {
+      throw new RangeError(
+        `the log is full: ${count} more entries would pass index ${MAX_INDEX} (last index ${this.#log.lastIndex()})`,
+      );
+    }
     if (this.#leadTransferee !== "") {
       throw new LeadershipTransferError(
         `leadership transfer to ${this.#leadTransferee} in progress; proposals are refused until it ends`,
@@ -1008,6 +1017,9 @@ export class RaftCore {
   }
 
   #campaign(kind: "pre" | "real", transfer: boolean): void {
+    // At the ceiling no election is possible. Real clusters never get here,
+    // and forged terms need a billion messages to (see limits.ts).
+    if (this.#term >= MAX_TERM) return;
     if (kind === "pre") this.#becomePreCandidate();
     else this.#becomeCandidate();
     const voteTerm = kind === "pre" ? this.#term + 1 : this.#term;
@@ -1122,6 +1134,14 @@ export class RaftCore {
   }
 
   #stepFollower(m: Message): void {
+    if (
+      this.#leader !== "" && m.from !== this.#leader &&
+      (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot" ||
+        m.type === "timeout_now")
+    ) {
+      // A term has one leader: a second one claiming it is lying.
+      return;
+    }
     switch (m.type) {
       case "append":
         this.#electionElapsed = 0;
@@ -1139,7 +1159,9 @@ export class RaftCore {
         this.#handleSnapshot(m);
         break;
       case "timeout_now":
-        if (this.#promotable()) this.#campaign("real", true);
+        // Only the leader of this term may hand leadership over; anyone else
+        // could depose it at will.
+        if (m.from === this.#leader && this.#promotable()) this.#campaign("real", true);
         break;
       default:
         break;
@@ -1271,6 +1293,9 @@ export class RaftCore {
     const pr = this.#progress.get(m.from);
     if (!pr) return;
     if (m.type === "append_resp") {
+      // Nobody can hold, or have rejected, an entry this leader has not
+      // written: counting such a claim could commit what no quorum stores.
+      if (m.index > this.#log.lastIndex()) return;
       pr.recentActive = true;
       pr.lastHeardTick = this.#ticks;
       if (!m.success) {
@@ -1299,6 +1324,8 @@ export class RaftCore {
       return;
     }
     if (m.type === "heartbeat_resp") {
+      // An answer to a heartbeat round not sent yet would confirm reads in advance.
+      if (m.context > this.#hbRound) return;
       pr.recentActive = true;
       pr.lastHeardTick = this.#ticks;
       const sent = this.#roundSentTick[m.context % ROUND_RING];

@@ -15,24 +15,38 @@
  *
  * Decoding is strict: anything but a well-formed message of a known type
  * throws {@linkcode ProtocolError}, so a peer speaking garbage never hands
- * Raft a bad object. Decoded entry data are views of the input bytes (no copy).
+ * Raft a bad object. Every field is checked, not only its type: server ids
+ * are 1 to 1024 characters and `from` differs from `to`; terms are at most
+ * `MAX_TERM` and indexes at most `MAX_INDEX` (see `../core/limits.ts`); a term
+ * taken from the sender's log (`lastLogTerm`, `prevTerm`, entry terms,
+ * `hintTerm`, a snapshot's term) is never above the message's own term;
+ * entries are contiguous after `prevIndex` with terms that never decrease;
+ * configuration entries and snapshot configurations are parsed and checked
+ * (ids valid and unique, addresses present). Decoded entry data are views of
+ * the input bytes (no copy).
  *
  * @module
  */
 
 import { Decoder, Encoder } from "@msgpack/msgpack";
-import type {
-  Entry,
+import { MAX_INDEX, MAX_TERM } from "../core/limits.ts";
+import { decodeConfiguration } from "../core/membership.ts";
+import {
+  type Entry,
   EntryType,
-  InstallSnapshotRequest,
-  Message,
-  Server,
-  Suffrage,
+  type InstallSnapshotRequest,
+  type Message,
+  type Server,
+  type Suffrage,
 } from "../core/types.ts";
 import { ProtocolError } from "./errors.ts";
 
-/** Wire protocol version spoken by this codec and the TCP transport's handshake. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Wire protocol version spoken by this codec and the TCP transport's
+ * handshake. 2: the hello names the dialer's server id, and the proofs cover
+ * the whole hello.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /**
  * The integer that stands for each message type on the wire.
@@ -65,9 +79,9 @@ let encoder = new Encoder({ initialBufferSize: ENCODER_BUFFER_BYTES });
 let lastEncodedBytes = 0;
 
 // Limits keep garbage from making the decoder allocate much before it fails.
-const MAX_ID_BYTES = 64 * 1024;
+const MAX_ID_LENGTH = 1024;
 const decoder = new Decoder({
-  maxStrLength: MAX_ID_BYTES,
+  maxStrLength: MAX_ID_LENGTH * 4,
   maxMapLength: 0,
   maxExtLength: 0,
   keyDecoder: null,
@@ -239,71 +253,71 @@ function fromWire(raw: unknown): Message {
   }
   const code = raw[0];
   switch (code) {
-    case 1:
+    case 1: {
       arity(raw, 8, "vote");
+      const term = termOf(raw[1], "vote.term");
       return {
         type: "vote",
-        term: uint(raw[1], "vote.term"),
-        from: str(raw[2], "vote.from"),
-        to: str(raw[3], "vote.to"),
-        lastLogIndex: uint(raw[4], "vote.lastLogIndex"),
-        lastLogTerm: uint(raw[5], "vote.lastLogTerm"),
+        term,
+        ...ends(raw, "vote"),
+        lastLogIndex: index(raw[4], "vote.lastLogIndex"),
+        lastLogTerm: termAtMost(raw[5], term, "vote.lastLogTerm"),
         preVote: bool(raw[6], "vote.preVote"),
         leadershipTransfer: bool(raw[7], "vote.leadershipTransfer"),
       };
+    }
     case 2:
       arity(raw, 6, "vote_resp");
       return {
         type: "vote_resp",
-        term: uint(raw[1], "vote_resp.term"),
-        from: str(raw[2], "vote_resp.from"),
-        to: str(raw[3], "vote_resp.to"),
+        term: termOf(raw[1], "vote_resp.term"),
+        ...ends(raw, "vote_resp"),
         granted: bool(raw[4], "vote_resp.granted"),
         preVote: bool(raw[5], "vote_resp.preVote"),
       };
     case 3: {
       arity(raw, 8, "append");
-      const prevIndex = uint(raw[4], "append.prevIndex");
+      const term = termOf(raw[1], "append.term");
+      const prevIndex = index(raw[4], "append.prevIndex");
+      const prevTerm = termAtMost(raw[5], term, "append.prevTerm");
       return {
         type: "append",
-        term: uint(raw[1], "append.term"),
-        from: str(raw[2], "append.from"),
-        to: str(raw[3], "append.to"),
+        term,
+        ...ends(raw, "append"),
         prevIndex,
-        prevTerm: uint(raw[5], "append.prevTerm"),
-        commit: uint(raw[6], "append.commit"),
-        entries: entriesFromWire(raw[7], prevIndex),
+        prevTerm,
+        commit: index(raw[6], "append.commit"),
+        entries: entriesFromWire(raw[7], prevIndex, prevTerm, term),
       };
     }
-    case 4:
+    case 4: {
       arity(raw, 8, "append_resp");
+      const term = termOf(raw[1], "append_resp.term");
       return {
         type: "append_resp",
-        term: uint(raw[1], "append_resp.term"),
-        from: str(raw[2], "append_resp.from"),
-        to: str(raw[3], "append_resp.to"),
+        term,
+        ...ends(raw, "append_resp"),
         success: bool(raw[4], "append_resp.success"),
-        index: uint(raw[5], "append_resp.index"),
-        hintIndex: uint(raw[6], "append_resp.hintIndex"),
-        hintTerm: uint(raw[7], "append_resp.hintTerm"),
+        index: index(raw[5], "append_resp.index"),
+        hintIndex: index(raw[6], "append_resp.hintIndex"),
+        hintTerm: termAtMost(raw[7], term, "append_resp.hintTerm"),
       };
+    }
     case 5:
       arity(raw, 6, "heartbeat");
       return {
         type: "heartbeat",
-        term: uint(raw[1], "heartbeat.term"),
-        from: str(raw[2], "heartbeat.from"),
-        to: str(raw[3], "heartbeat.to"),
-        commit: uint(raw[4], "heartbeat.commit"),
+        term: termOf(raw[1], "heartbeat.term"),
+        ...ends(raw, "heartbeat"),
+        commit: index(raw[4], "heartbeat.commit"),
         context: uint(raw[5], "heartbeat.context"),
       };
     case 6:
       arity(raw, 5, "heartbeat_resp");
       return {
         type: "heartbeat_resp",
-        term: uint(raw[1], "heartbeat_resp.term"),
-        from: str(raw[2], "heartbeat_resp.from"),
-        to: str(raw[3], "heartbeat_resp.to"),
+        term: termOf(raw[1], "heartbeat_resp.term"),
+        ...ends(raw, "heartbeat_resp"),
         context: uint(raw[4], "heartbeat_resp.context"),
       };
     case 7:
@@ -313,9 +327,8 @@ function fromWire(raw: unknown): Message {
       arity(raw, 4, "timeout_now");
       return {
         type: "timeout_now",
-        term: uint(raw[1], "timeout_now.term"),
-        from: str(raw[2], "timeout_now.from"),
-        to: str(raw[3], "timeout_now.to"),
+        term: termOf(raw[1], "timeout_now.term"),
+        ...ends(raw, "timeout_now"),
       };
     default:
       throw new ProtocolError(
@@ -324,14 +337,40 @@ function fromWire(raw: unknown): Message {
   }
 }
 
-function entriesFromWire(raw: unknown, prevIndex: number): Entry[] {
+/** `from` and `to` of a message: two different server ids. */
+function ends(raw: unknown[], type: string): { from: string; to: string } {
+  const from = serverId(raw[2], `${type}.from`);
+  const to = serverId(raw[3], `${type}.to`);
+  if (from === to) {
+    throw new ProtocolError(
+      `invalid ${type}: expected from and to to name different servers, got ${
+        describe(from)
+      } twice`,
+    );
+  }
+  return { from, to };
+}
+
+function entriesFromWire(
+  raw: unknown,
+  prevIndex: number,
+  prevTerm: number,
+  messageTerm: number,
+): Entry[] {
   if (!Array.isArray(raw) || raw.length % 4 !== 0) {
     throw new ProtocolError(
       `invalid append.entries: expected an array of 4 fields per entry, got ${describe(raw)}`,
     );
   }
   const n = raw.length / 4;
+  if (prevIndex + n > MAX_INDEX) {
+    throw new ProtocolError(
+      `invalid append.entries: expected indexes up to ${MAX_INDEX}, got ${n} entries after ${prevIndex}`,
+    );
+  }
   const entries = new Array<Entry>(n);
+  // Terms never decrease along a log and never exceed the sender's term.
+  let lastTerm = prevTerm;
   for (let i = 0, j = 0; i < n; i++, j += 4) {
     const index = uint(raw[j], "append.entries[].index");
     if (index !== prevIndex + 1 + i) {
@@ -341,6 +380,13 @@ function entriesFromWire(raw: unknown, prevIndex: number): Entry[] {
         }), got ${index}`,
       );
     }
+    const term = uint(raw[j + 1], "append.entries[].term");
+    if (term < lastTerm || term > messageTerm) {
+      throw new ProtocolError(
+        `invalid append.entries[${i}].term: expected a term in [${lastTerm}, ${messageTerm}] (not below the entry before it, not above the message's term), got ${term}`,
+      );
+    }
+    lastTerm = term;
     const type = raw[j + 2];
     if (type !== 0 && type !== 1 && type !== 2) {
       throw new ProtocolError(
@@ -353,17 +399,29 @@ function entriesFromWire(raw: unknown, prevIndex: number): Entry[] {
         `invalid append.entries[${i}].data: expected binary, got ${describe(data)}`,
       );
     }
-    entries[i] = {
-      index,
-      term: uint(raw[j + 1], "append.entries[].term"),
-      type: type as EntryType,
-      data,
-    };
+    if (type === EntryType.Configuration) {
+      // The core acts on a configuration as soon as it is appended: a broken
+      // one must end this connection here, not stop the node there.
+      try {
+        checkServers(decodeConfiguration(data).servers, `append.entries[${i}]`);
+      } catch (e) {
+        if (e instanceof ProtocolError) throw e;
+        throw new ProtocolError(
+          `invalid append.entries[${i}]: expected a configuration, got one that ${errorText(e)}`,
+        );
+      }
+    }
+    entries[i] = { index, term, type: type as EntryType, data };
   }
   return entries;
 }
 
 function snapshotFromWire(raw: unknown[]): InstallSnapshotRequest {
+  const term = termOf(raw[1], "snapshot.term");
+  const { from, to } = ends(raw, "snapshot");
+  const index = uintAtMost(raw[4], MAX_INDEX, "snapshot.meta.index");
+  const lastTerm = termAtMost(raw[5], term, "snapshot.meta.term");
+  const configurationIndex = uintAtMost(raw[6], index, "snapshot.meta.configurationIndex");
   const flat = raw[7];
   if (!Array.isArray(flat) || flat.length % 3 !== 0) {
     throw new ProtocolError(
@@ -389,18 +447,33 @@ function snapshotFromWire(raw: unknown[]): InstallSnapshotRequest {
       suffrage,
     };
   }
+  checkServers(servers, "snapshot.meta.configuration");
   return {
     type: "snapshot",
-    term: uint(raw[1], "snapshot.term"),
-    from: str(raw[2], "snapshot.from"),
-    to: str(raw[3], "snapshot.to"),
-    meta: {
-      index: uint(raw[4], "snapshot.meta.index"),
-      term: uint(raw[5], "snapshot.meta.term"),
-      configurationIndex: uint(raw[6], "snapshot.meta.configurationIndex"),
-      configuration: { servers },
-    },
+    term,
+    from,
+    to,
+    meta: { index, term: lastTerm, configurationIndex, configuration: { servers } },
   };
+}
+
+/** Every server of a configuration: a valid id (each once) and a non-empty address. */
+function checkServers(servers: readonly Server[], where: string): void {
+  const seen = new Set<string>();
+  for (const [i, s] of servers.entries()) {
+    serverId(s.id, `${where}.servers[${i}].id`);
+    if (s.address.length === 0 || s.address.length > MAX_ID_LENGTH) {
+      throw new ProtocolError(
+        `invalid ${where}.servers[${i}].address: expected 1 to ${MAX_ID_LENGTH} characters, got ${
+          describe(s.address)
+        }`,
+      );
+    }
+    if (seen.has(s.id)) {
+      throw new ProtocolError(`invalid ${where}: server ${describe(s.id)} is listed twice`);
+    }
+    seen.add(s.id);
+  }
 }
 
 function arity(raw: unknown[], expected: number, type: string): void {
@@ -414,6 +487,35 @@ function arity(raw: unknown[], expected: number, type: string): void {
 function uint(v: unknown, field: string): number {
   if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
   throw new ProtocolError(`invalid ${field}: expected a non-negative integer, got ${describe(v)}`);
+}
+
+function uintAtMost(v: unknown, max: number, field: string): number {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= max) return v;
+  throw new ProtocolError(
+    `invalid ${field}: expected an integer in [0, ${max}], got ${describe(v)}`,
+  );
+}
+
+function termOf(v: unknown, field: string): number {
+  return uintAtMost(v, MAX_TERM, field);
+}
+
+/** A term found in the sender's log: never above the term the sender speaks in. */
+function termAtMost(v: unknown, messageTerm: number, field: string): number {
+  return uintAtMost(v, messageTerm, field);
+}
+
+function index(v: unknown, field: string): number {
+  return uintAtMost(v, MAX_INDEX, field);
+}
+
+function serverId(v: unknown, field: string): string {
+  if (typeof v === "string" && v.length > 0 && v.length <= MAX_ID_LENGTH) return v;
+  throw new ProtocolError(
+    `invalid ${field}: expected a server id of 1 to ${MAX_ID_LENGTH} characters, got ${
+      describe(v)
+    }`,
+  );
 }
 
 function str(v: unknown, field: string): string {

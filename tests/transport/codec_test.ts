@@ -31,16 +31,23 @@ const samples: Message[] = [
   { type: "vote_resp", term: 7, from: "n2", to: "n1", granted: false, preVote: true },
   {
     type: "append",
-    term: Number.MAX_SAFE_INTEGER,
+    term: 2 ** 50,
     from: "leader-ünïcödé-✓",
-    to: "",
+    to: "n2",
     prevIndex: 41,
     prevTerm: 3,
     commit: 40,
     entries: [
       { index: 42, term: 3, type: EntryType.Normal, data: new Uint8Array([0, 255, 128, 7]) },
       { index: 43, term: 4, type: EntryType.Noop, data: new Uint8Array(0) },
-      { index: 44, term: 4, type: EntryType.Configuration, data: bytes(300, 1) },
+      {
+        index: 44,
+        term: 4,
+        type: EntryType.Configuration,
+        data: new TextEncoder().encode(
+          '{"servers":[{"id":"n1","address":"127.0.0.1:7001","suffrage":"voter"}]}',
+        ),
+      },
       { index: 45, term: 4, type: EntryType.Normal, data: bytes(70_000, 2) },
     ],
   },
@@ -167,10 +174,13 @@ Deno.test("codec: malformed messages are ProtocolErrors naming the problem", () 
     [["vote", 1, "a", "b"], /type code/],
     [[8, 1, "a"], /at least 4 fields/],
     [[8, 1, "a", "b", 5], /expected 4 fields, got 5/],
-    [[8, -1, "a", "b"], /timeout_now.term: expected a non-negative integer, got number -1/],
-    [[8, 1.5, "a", "b"], /non-negative integer/],
-    [[8, 2 ** 53, "a", "b"], /non-negative integer/],
-    [[8, 1, 7, "b"], /timeout_now.from: expected a string/],
+    [
+      [8, -1, "a", "b"],
+      /timeout_now.term: expected an integer in \[0, 1125899906842624\], got number -1/,
+    ],
+    [[8, 1.5, "a", "b"], /timeout_now.term: expected an integer/],
+    [[8, 2 ** 53, "a", "b"], /timeout_now.term: expected an integer/],
+    [[8, 1, 7, "b"], /timeout_now.from: expected a server id of 1 to 1024 characters/],
     [[5, 1, "a", "b", null, 0], /heartbeat.commit/],
     [[2, 1, "a", "b", 1, false], /vote_resp.granted: expected a boolean/],
     [[3, 1, "a", "b", 10, 1, 0, [12, 1, 0, new Uint8Array()]], /expected 11 \(prevIndex \+ 1\)/],
@@ -179,6 +189,65 @@ Deno.test("codec: malformed messages are ProtocolErrors naming the problem", () 
     [[3, 1, "a", "b", 10, 1, 0, [11, 1, 0]], /4 fields per entry/],
     [[3, 1, "a", "b", 10, 1, 0, { a: 1 }], /map|0x81/],
     [[7, 1, "a", "b", 1, 1, 1, ["n1", "addr", 3]], /suffrage: expected 0, 1 or 2/],
+    // Well typed, but no honest peer sends them.
+    [
+      [5, 2 ** 53 - 1, "a", "b", 0, 0],
+      /heartbeat.term: expected an integer in \[0, 1125899906842624\]/,
+    ],
+    [[5, 2 ** 50 + 1, "a", "b", 0, 0], /heartbeat.term/],
+    [[5, 1, "a", "b", 2 ** 50 + 1, 0], /heartbeat.commit/],
+    [[8, 1, "", "b"], /timeout_now.from: expected a server id/],
+    [[8, 1, "a", "x".repeat(1025)], /timeout_now.to: expected a server id/],
+    [[8, 1, "a", "a"], /from and to to name different servers/],
+    [[1, 3, "a", "b", 10, 4, false, false], /vote.lastLogTerm: expected an integer in \[0, 3\]/],
+    [[3, 3, "a", "b", 10, 4, 0, []], /append.prevTerm: expected an integer in \[0, 3\]/],
+    [
+      [3, 3, "a", "b", 10, 2, 0, [11, 1, 0, new Uint8Array()]],
+      /entries\[0\].term: expected a term in \[2, 3\]/,
+    ],
+    [
+      [3, 3, "a", "b", 10, 2, 0, [11, 4, 0, new Uint8Array()]],
+      /entries\[0\].term: expected a term in \[2, 3\]/,
+    ],
+    [
+      [3, 3, "a", "b", 10, 2, 0, [11, 3, 0, new Uint8Array(), 12, 2, 0, new Uint8Array()]],
+      /entries\[1\].term: expected a term in \[3, 3\]/,
+    ],
+    [
+      [3, 1, "a", "b", 2 ** 50, 1, 0, [2 ** 50 + 1, 1, 0, new Uint8Array()]],
+      /expected indexes up to/,
+    ],
+    [
+      [3, 1, "a", "b", 0, 0, 0, [1, 1, 2, new TextEncoder().encode("{")]],
+      /entries\[0\]: expected a configuration, got one that .*not valid JSON/,
+    ],
+    [[3, 1, "a", "b", 0, 0, 0, [
+      1,
+      1,
+      2,
+      new TextEncoder().encode(
+        '{"servers":[{"id":"n1","address":"a:1","suffrage":"voter"},{"id":"n1","address":"b:1","suffrage":"voter"}]}',
+      ),
+    ]], /twice/],
+    [[3, 1, "a", "b", 0, 0, 0, [
+      1,
+      1,
+      2,
+      new TextEncoder().encode(
+        `{"servers":[{"id":"${"x".repeat(2000)}","address":"a:1","suffrage":"voter"}]}`,
+      ),
+    ]], /servers\[0\].id: expected a server id/],
+    [[4, 3, "a", "b", false, 10, 9, 4], /append_resp.hintTerm: expected an integer in \[0, 3\]/],
+    [[7, 3, "a", "b", 10, 4, 1, []], /snapshot.meta.term: expected an integer in \[0, 3\]/],
+    [
+      [7, 3, "a", "b", 10, 3, 11, []],
+      /snapshot.meta.configurationIndex: expected an integer in \[0, 10\]/,
+    ],
+    [[7, 3, "a", "b", 10, 3, 1, ["n1", "a:1", 0, "n1", "b:1", 0]], /n1.*listed twice/],
+    [
+      [7, 3, "a", "b", 10, 3, 1, ["n1", "", 0]],
+      /servers\[0\].address: expected 1 to 1024 characters/,
+    ],
     [[7, 1, "a", "b", 1, 1, 1, ["n1", "addr"]], /3 fields per server/],
     [[3, 1, "a", "b", 0, 0, 0, [[1]]], /nested too deep/],
   ];
