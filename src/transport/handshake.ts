@@ -2,18 +2,23 @@
  * The connection handshake of the TCP transport.
  *
  * ```
- * dialer   → Hello     "RAFTD" version purpose flags nonceC[32] clusterC[16]? address
+ * dialer   → Hello     "RAFTD" version purpose flags nonceC[32] clusterC[16]? u8 n id[n] u8 m address[m]
  * acceptor → Challenge "RAFTD" version flags nonceS[32] proofS[32]? clusterS[16]?
  * dialer   → Auth      proofC[32]?
  * acceptor → Ready  |  Reject reason
  * ```
  *
- * With a cluster key both sides prove they know it without sending it:
- * `proofS = HMAC(key, "raftd-server" version purpose nonceC nonceS)` and
- * `proofC = HMAC(key, "raftd-client" version purpose nonceC nonceS)`; fresh
- * nonces on both sides defeat replay, distinct labels defeat reflection.
- * The key authenticates the peer at connection time; against an attacker on
- * the network path use TLS as well.
+ * The dialer names the server it speaks for (`id`, the `from` of every
+ * message it will send) and the address it advertises. With a cluster key
+ * both sides prove they know it without sending it:
+ * `proofS = HMAC(key, "raftd-server" hello nonceS clusterS?)` and
+ * `proofC = HMAC(key, "raftd-client" hello nonceS clusterS?)`, where `hello`
+ * is the whole Hello payload; fresh nonces on both sides defeat replay,
+ * distinct labels defeat reflection, and the id, address and cluster ids are
+ * authenticated with the rest. The acceptor then closes the connection at
+ * the first message whose `from` is not that id, so one key holder cannot
+ * speak for another. The key authenticates the peer at connection time;
+ * against an attacker on the network path use TLS as well.
  *
  * Each side may announce its cluster id (flag 2; see `cluster_id.ts`); the
  * proofs cover both ids. Once authenticated, a connection between two
@@ -61,12 +66,15 @@ export const HANDSHAKE_MAX_FRAME_BYTES = 1024;
 
 const MAGIC = new TextEncoder().encode("RAFTD");
 const NONCE_BYTES = 32;
+/** Longest server id or address in a hello, in UTF-8 bytes. */
+const MAX_NAME_BYTES = 255;
 const PROOF_BYTES = 32;
 const FLAG_KEY = 1;
 const FLAG_CLUSTER = 2;
 const SERVER_LABEL = new TextEncoder().encode("raftd-server");
 const CLIENT_LABEL = new TextEncoder().encode("raftd-client");
 const textDecoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
 
 /**
@@ -105,14 +113,18 @@ export interface ClientHandshakeOptions extends HandshakeOptions {
   purpose: ConnectionPurpose;
   /** Our advertised address, shown in the peer's logs. */
   localAddress: string;
+  /** The server id we speak for: the `from` of every message on the connection. */
+  localId: string;
 }
 
 /** What the accepting side learns from a successful handshake. */
 export interface AcceptedPeer {
   /** What the connection is for. */
   purpose: ConnectionPurpose;
-  /** The address the dialer advertises (unauthenticated without a key: for logs). */
+  /** The address the dialer advertises (authenticated with a key, a claim without). */
   address: string;
+  /** The server the dialer speaks for (authenticated with a key, a claim without). */
+  id: string;
 }
 
 /** The two sides' cluster ids as the handshake carries them (undefined: not announced). */
@@ -121,29 +133,54 @@ interface ClusterIds {
   server: Uint8Array | undefined;
 }
 
+/**
+ * What the proofs sign: the whole hello (version, purpose, flags, the
+ * dialer's nonce, cluster id, server id and address), the acceptor's nonce
+ * and its cluster id (a presence byte keeps "no id" distinct from any id).
+ */
 function transcript(
   label: Uint8Array,
-  purpose: number,
-  clientNonce: Uint8Array,
+  hello: Uint8Array,
   serverNonce: Uint8Array,
-  clusters: ClusterIds,
+  serverCluster: Uint8Array | undefined,
 ): Uint8Array<ArrayBuffer> {
-  const head = label.length + 2 + NONCE_BYTES * 2;
-  const out = new Uint8Array(head + 2 * (1 + CLUSTER_ID_BYTES));
+  const head = label.length + hello.length + NONCE_BYTES;
+  const out = new Uint8Array(head + 1 + CLUSTER_ID_BYTES);
   out.set(label);
-  out[label.length] = PROTOCOL_VERSION;
-  out[label.length + 1] = purpose;
-  out.set(clientNonce, label.length + 2);
-  out.set(serverNonce, label.length + 2 + NONCE_BYTES);
-  // A presence byte per id keeps "no id" distinct from any id.
-  for (const [i, id] of [clusters.client, clusters.server].entries()) {
-    const at = head + i * (1 + CLUSTER_ID_BYTES);
-    if (id !== undefined) {
-      out[at] = 1;
-      out.set(id, at + 1);
-    }
+  out.set(hello, label.length);
+  out.set(serverNonce, label.length + hello.length);
+  if (serverCluster !== undefined) {
+    out[head] = 1;
+    out.set(serverCluster, head + 1);
   }
   return out;
+}
+
+function nameBytes(text: string, what: string): Uint8Array {
+  const bytes = textEncoder.encode(text);
+  if (bytes.length > MAX_NAME_BYTES) {
+    throw new RangeError(
+      `${what} must be at most ${MAX_NAME_BYTES} bytes in UTF-8, got ${bytes.length}`,
+    );
+  }
+  return bytes;
+}
+
+/** The dialer's server id and address at `at` of a hello, or why they are malformed. */
+function parseNames(hello: Uint8Array, at: number): { id: string; address: string } | string {
+  if (at + 2 > hello.length) return "too short";
+  const idLength = hello[at++];
+  if (idLength === 0) return "no server id";
+  if (at + idLength + 1 > hello.length) return "the server id overruns the frame";
+  const id = hello.subarray(at, at + idLength);
+  at += idLength;
+  const addressLength = hello[at++];
+  if (at + addressLength !== hello.length) return "the address does not end the frame";
+  try {
+    return { id: strictDecoder.decode(id), address: strictDecoder.decode(hello.subarray(at)) };
+  } catch {
+    return "the server id or address is not UTF-8";
+  }
 }
 
 function ownClusterId(cluster: ClusterMembership | undefined): Uint8Array | undefined {
@@ -213,6 +250,7 @@ function rejected(reader: FrameReader): ProtocolError {
  *   const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
  *   await clientHandshake(conn, reader, {
  *     key: null, purpose: ConnectionPurpose.Control, localAddress: "127.0.0.1:7001",
+ *     localId: "n1",
  *   });
  * }
  * ```
@@ -225,16 +263,21 @@ export async function clientHandshake(
   const { key, purpose } = options;
   const clientNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
   const ours = ownClusterId(options.cluster);
-  const address = textEncoder.encode(options.localAddress).subarray(0, 255);
-  const idBytes = ours === undefined ? 0 : CLUSTER_ID_BYTES;
-  const hello = new Uint8Array(MAGIC.length + 3 + NONCE_BYTES + idBytes + address.length);
+  const id = nameBytes(options.localId, "the server id");
+  if (id.length === 0) throw new RangeError("the server id must not be empty");
+  const address = nameBytes(options.localAddress, "the advertised address");
+  const namesAt = MAGIC.length + 3 + NONCE_BYTES + (ours === undefined ? 0 : CLUSTER_ID_BYTES);
+  const hello = new Uint8Array(namesAt + 2 + id.length + address.length);
   hello.set(MAGIC);
   hello[MAGIC.length] = PROTOCOL_VERSION;
   hello[MAGIC.length + 1] = purpose;
   hello[MAGIC.length + 2] = (key === null ? 0 : FLAG_KEY) | (ours === undefined ? 0 : FLAG_CLUSTER);
   hello.set(clientNonce, MAGIC.length + 3);
   if (ours !== undefined) hello.set(ours, MAGIC.length + 3 + NONCE_BYTES);
-  hello.set(address, MAGIC.length + 3 + NONCE_BYTES + idBytes);
+  hello[namesAt] = id.length;
+  hello.set(id, namesAt + 1);
+  hello[namesAt + 1 + id.length] = address.length;
+  hello.set(address, namesAt + 2 + id.length);
   await conn.write(encodeFrame(FrameKind.Hello, hello));
 
   let kind = await expectFrame(reader, "a challenge");
@@ -269,11 +312,11 @@ export async function clientHandshake(
   if (key !== null) {
     if (!withKey) throw new ProtocolError("the peer has no cluster key but this node has one");
     const proof = challenge.subarray(proofAt, clusterAt);
-    const signed = transcript(SERVER_LABEL, purpose, clientNonce, serverNonce, clusters);
+    const signed = transcript(SERVER_LABEL, hello, serverNonce, clusters.server);
     if (!(await verify(key, proof, signed))) {
       throw new ProtocolError("the peer failed the cluster key check: its cluster key differs");
     }
-    auth = await sign(key, transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce, clusters));
+    auth = await sign(key, transcript(CLIENT_LABEL, hello, serverNonce, clusters.server));
   } else if (withKey) {
     throw new ProtocolError("the peer requires a cluster key but this node has none");
   }
@@ -302,7 +345,7 @@ export async function clientHandshake(
  * async function accept(conn: NetConn) {
  *   const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
  *   const peer = await serverHandshake(conn, reader, { key: null });
- *   console.log(peer.purpose, peer.address);
+ *   console.log(peer.id, peer.purpose, peer.address);
  * }
  * ```
  */
@@ -313,7 +356,8 @@ export async function serverHandshake(
 ): Promise<AcceptedPeer> {
   const { key } = options;
   let kind = await expectFrame(reader, "a hello");
-  const hello = reader.payload;
+  // Kept whole: the proofs cover every byte of it.
+  const hello = reader.payload.slice();
   if (
     kind !== FrameKind.Hello || hello.length < MAGIC.length + 3 + NONCE_BYTES ||
     !hasMagic(hello)
@@ -334,16 +378,14 @@ export async function serverHandshake(
   const clientFlags = hello[MAGIC.length + 2];
   const clientHasKey = (clientFlags & FLAG_KEY) !== 0;
   const nonceAt = MAGIC.length + 3;
-  const clientNonce = hello.slice(nonceAt, nonceAt + NONCE_BYTES);
   const clientHasCluster = (clientFlags & FLAG_CLUSTER) !== 0;
-  const addressAt = nonceAt + NONCE_BYTES + (clientHasCluster ? CLUSTER_ID_BYTES : 0);
-  if (hello.length < addressAt) {
-    throw new ProtocolError("the peer is not a raftd transport: its hello frame is too short");
-  }
-  const address = textDecoder.decode(hello.subarray(addressAt));
+  const namesAt = nonceAt + NONCE_BYTES + (clientHasCluster ? CLUSTER_ID_BYTES : 0);
+  const names = parseNames(hello, namesAt);
+  if (typeof names === "string") await reject(conn, `invalid hello: ${names}`);
+  const { id, address } = names as Exclude<typeof names, string>;
   const cluster = options.cluster;
   const clusters: ClusterIds = {
-    client: clientHasCluster ? hello.slice(nonceAt + NONCE_BYTES, addressAt) : undefined,
+    client: clientHasCluster ? hello.slice(nonceAt + NONCE_BYTES, namesAt) : undefined,
     server: ownClusterId(cluster),
   };
   if (key !== null && !clientHasKey) {
@@ -366,7 +408,7 @@ export async function serverHandshake(
   challenge.set(serverNonce, MAGIC.length + 2);
   if (key !== null) {
     challenge.set(
-      await sign(key, transcript(SERVER_LABEL, purpose, clientNonce, serverNonce, clusters)),
+      await sign(key, transcript(SERVER_LABEL, hello, serverNonce, clusters.server)),
       proofAt,
     );
   }
@@ -383,7 +425,7 @@ export async function serverHandshake(
       await verify(
         key,
         proof,
-        transcript(CLIENT_LABEL, purpose, clientNonce, serverNonce, clusters),
+        transcript(CLIENT_LABEL, hello, serverNonce, clusters.server),
       );
     if (!ok) await reject(conn, "cluster key mismatch");
   } else if (reader.payload.length !== 0) {
@@ -392,7 +434,7 @@ export async function serverHandshake(
   // Only an authenticated dialer gets this far: its cluster id can be trusted.
   if (cluster !== undefined) await checkCluster(conn, cluster, clusters);
   await conn.write(encodeFrame(FrameKind.Ready, new Uint8Array(0)));
-  return { purpose: purpose as ConnectionPurpose, address };
+  return { purpose: purpose as ConnectionPurpose, address, id };
 }
 
 /** The acceptor's cluster rule: same cluster, or adopt the dialer's when we have none. */

@@ -18,6 +18,8 @@ import { clientHandshake, type ConnectionPurpose, HANDSHAKE_MAX_FRAME_BYTES } fr
 export interface PeerLinkContext {
   /** Our advertised address, sent in the handshake. */
   readonly localAddress: ServerAddress;
+  /** The server id we speak for, sent in the handshake (known once a message was sent). */
+  readonly localId: string;
   /** Cluster key for the handshake, or `null`. */
   readonly key: CryptoKey | null;
   /** Which cluster we belong to, announced in the handshake. */
@@ -67,7 +69,7 @@ const EMPTY = new Uint8Array(0);
  * import { PeerLink } from "./peer_link.ts";
  * const tasks: Promise<unknown>[] = [];
  * const link = new PeerLink({
- *   localAddress: "127.0.0.1:7001", key: null, tls: undefined, maxFrameBytes: 1 << 26,
+ *   localAddress: "127.0.0.1:7001", localId: "n1", key: null, tls: undefined, maxFrameBytes: 1 << 26,
  *   handshakeTimeoutMs: 5000, maxBackoffMs: 1000, log: getLogger(["raftd", "transport"]),
  *   track: (t) => tasks.push(t),
  * }, "127.0.0.1:7002", ConnectionPurpose.Control, 1 << 20);
@@ -270,6 +272,7 @@ export class PeerLink {
         cluster: ctx.cluster,
         purpose: this.purpose,
         localAddress: ctx.localAddress,
+        localId: ctx.localId,
       });
       if (this.#conn !== conn) return;
       clearTimeout(timer);

@@ -193,6 +193,8 @@ export interface ReadSnapshotOptions {
   address: string;
   /** The address the sender advertises, handed to `onSnapshot`. */
   from: string;
+  /** The server the sender speaks for (from the handshake): the message must come from it. */
+  peerId: string;
   /** Give up when no frame arrived for this long while streaming, in ms. */
   timeoutMs: number;
   /** Settles when the transport closes: stop waiting for the handler then. */
@@ -215,7 +217,7 @@ export interface ReadSnapshotOptions {
  * import { readSnapshot } from "./snapshot_stream.ts";
  * async function serve(conn: NetConn, reader: FrameReader, handler: TransportHandler) {
  *   await readSnapshot(conn, reader, handler, {
- *     address: "127.0.0.1:7001", from: "127.0.0.1:7001", timeoutMs: 60000,
+ *     address: "127.0.0.1:7001", from: "127.0.0.1:7001", peerId: "n1", timeoutMs: 60000,
  *     closed: new Promise(() => {}),
  *   });
  * }
@@ -240,6 +242,11 @@ export async function readSnapshot(
     if (message.type !== "snapshot") {
       throw new ProtocolError(
         `invalid snapshot connection: expected a snapshot message, got ${message.type}`,
+      );
+    }
+    if (message.from !== options.peerId) {
+      throw new ProtocolError(
+        `a snapshot from ${message.from} on a connection of ${options.peerId}: expected only ${options.peerId}`,
       );
     }
     watchdog.kick();

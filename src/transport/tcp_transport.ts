@@ -11,6 +11,11 @@
  * rest (Raft tolerates reordering across the two). The acceptor pings the
  * dialer every `keepaliveIntervalMs` so a silently dead peer is noticed.
  *
+ * A transport speaks for one server: the `from` of the first message it
+ * sends; messages from any other `from` are dropped. The handshake names that
+ * server (authenticated by the cluster key when there is one), and an
+ * acceptor closes a connection at the first message from anyone else.
+ *
  * @module
  */
 
@@ -194,6 +199,8 @@ export class TcpTransport implements Transport {
   #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   #tasks = new Set<Promise<unknown>>();
   #received = 0;
+  #localId = "";
+  #foreignDropped = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
   #closedSignal = Promise.withResolvers<void>();
@@ -238,8 +245,12 @@ export class TcpTransport implements Transport {
     );
     this.localAddress = options.advertiseAddress ??
       formatAddress({ hostname: parseAddress(options.address).hostname, port: listener.addr.port });
+    const localId = () => this.#localId;
     this.#linkContext = {
       localAddress: this.localAddress,
+      get localId() {
+        return localId();
+      },
       key,
       cluster: options.cluster,
       tls: this.#tls,
@@ -294,7 +305,7 @@ export class TcpTransport implements Transport {
    * {@linkcode TcpTransport.sendSnapshot}; given here it is dropped.)
    */
   send(address: ServerAddress, message: Message): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.#speaksFor(message)) return;
     let peer = this.#peers.get(address);
     if (peer === undefined) {
       peer = {
@@ -335,6 +346,11 @@ export class TcpTransport implements Transport {
     data: AsyncIterable<Uint8Array>,
   ): Promise<void> {
     if (this.#closed) throw new TransportError("the transport is closed");
+    if (!this.#speaksFor(message)) {
+      throw new TransportError(
+        `cannot send a snapshot from ${message.from}: this transport speaks for ${this.#localId}`,
+      );
+    }
     const task = this.#sendSnapshot(address, message, data);
     this.#track(task);
     return await task;
@@ -371,6 +387,7 @@ export class TcpTransport implements Transport {
           cluster: this.#cluster,
           purpose: ConnectionPurpose.Snapshot,
           localAddress: this.localAddress,
+          localId: this.#localId,
         });
         clearTimeout(timer);
         abort.signal.removeEventListener("abort", closeOnAbort);
@@ -399,6 +416,19 @@ export class TcpTransport implements Transport {
         this.#snapshotConns.delete(conn);
       }
     }
+  }
+
+  /** Whether `message` comes from the server this transport speaks for (the first sender). */
+  #speaksFor(message: Message): boolean {
+    if (this.#localId === "") this.#localId = message.from;
+    if (message.from === this.#localId) return true;
+    if (this.#foreignDropped++ === 0) {
+      this.#log.warn(
+        "dropping a {type} message from {from}: this transport speaks for {id} (its first sender)",
+        { type: message.type, from: message.from, id: this.#localId },
+      );
+    }
+    return false;
   }
 
   /** Counters for monitoring. */
@@ -515,18 +545,19 @@ export class TcpTransport implements Transport {
         handshakeDone = true;
         clearTimeout(timer);
       }
-      if (peer.address !== "") remote = `${peer.address} (${remote})`;
+      remote = `${peer.id} at ${peer.address || "?"} (${remote})`;
       reader.decoder.maxFrameBytes = this.#maxFrameBytes;
       if (peer.purpose === ConnectionPurpose.Snapshot) {
         await readSnapshot(conn, reader, this.#handler, {
           address: remote,
           from: peer.address,
+          peerId: peer.id,
           timeoutMs: this.#snapshotTimeoutMs,
           closed: this.#closedSignal.promise,
         });
       } else {
         this.#messageConns.set(conn, null);
-        await this.#receiveMessages(reader, peer.address);
+        await this.#receiveMessages(reader, peer.address, peer.id);
       }
     } catch (e) {
       if (this.#closed) return;
@@ -579,7 +610,7 @@ export class TcpTransport implements Transport {
     );
   }
 
-  async #receiveMessages(reader: FrameReader, from: string): Promise<void> {
+  async #receiveMessages(reader: FrameReader, from: string, peerId: string): Promise<void> {
     const decoder = reader.decoder;
     while (true) {
       // Drain every whole frame already received before awaiting the next read.
@@ -592,6 +623,11 @@ export class TcpTransport implements Transport {
         const message = decodeMessage(decoder.payload);
         if (message.type === "snapshot") {
           throw new ProtocolError("a snapshot message must come on a snapshot connection");
+        }
+        if (message.from !== peerId) {
+          throw new ProtocolError(
+            `a message from ${message.from} on a connection of ${peerId}: expected only ${peerId}`,
+          );
         }
         const handler = this.#handler;
         if (handler === null) continue;

@@ -450,13 +450,29 @@ Deno.test("tcp: garbage clients are disconnected and the transport keeps working
       key: null,
       purpose: ConnectionPurpose.Control,
       localAddress: "evil:1",
+      localId: "evil",
     });
     await conn.write(encodeFrame(FrameKind.Message, encodeMessage(hb("evil", "b", 1))));
     await conn.write(encodeFrame(FrameKind.Message, new Uint8Array([0x94, 8, 0xff, 1, 2])));
     assert.equal(await reader.next(), false, "closed by the transport");
     conn.close();
-    await waitForLog(logs, /closing the connection from evil:1 .*invalid timeout_now.term/);
+    await waitForLog(logs, /closing the connection from evil at evil:1 .*invalid timeout_now.term/);
     assert.equal(inB.messages.length, 1, "only the valid message reached the handler");
+
+    // A client that speaks for one server and sends a message from another.
+    const liar = await connect(parseAddress(b.localAddress));
+    const liarReader = new FrameReader(liar, HANDSHAKE_MAX_FRAME_BYTES);
+    await clientHandshake(liar, liarReader, {
+      key: null,
+      purpose: ConnectionPurpose.Control,
+      localAddress: "liar:1",
+      localId: "liar",
+    });
+    await liar.write(encodeFrame(FrameKind.Message, encodeMessage(hb("a", "b", 1))));
+    assert.equal(await liarReader.next(), false, "closed by the transport");
+    liar.close();
+    await waitForLog(logs, /a message from a on a connection of liar: expected only liar/);
+    assert.equal(inB.messages.length, 1, "the impersonation did not reach the handler");
 
     for (let i = 0; i < 100; i++) a.send(b.localAddress, hb("a", "b", i));
     await inB.wait(() => inB.count("heartbeat", "a") === 100, "messages after the garbage");
