@@ -18,6 +18,7 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { Configuration, Server, SnapshotMeta } from "../core/types.ts";
 import { CorruptionError, InvalidStateError, StorageError } from "../errors.ts";
+import { type Clock, RealClock } from "../node/clock.ts";
 import { defaultFileSystem, type FileHandle, type FileSystem } from "../platform/fs.ts";
 import { crc32c, crc32cHex, crc32cUpdate } from "./crc32c.ts";
 import { compareSnapshots } from "./snapshot_order.ts";
@@ -47,6 +48,12 @@ export interface FileSnapshotStoreOptions {
   logger?: Logger;
   /** File system to use (default the runtime's). */
   fs?: FileSystem;
+  /**
+   * Where the millisecond stamp of snapshot names comes from (its
+   * `wallClock()`; default the system clock). A simulation passes its
+   * virtual clock so names replay exactly.
+   */
+  clock?: Pick<Clock, "wallClock">;
 }
 
 function describe(e: unknown): string {
@@ -175,12 +182,15 @@ export class FileSnapshotStore implements SnapshotStore {
   readonly #log: Logger;
   readonly #retain: number;
   readonly #chunkBytes: number;
+  readonly #clock: Pick<Clock, "wallClock">;
   readonly #pending = new Set<string>();
   #lastMs = 0;
 
   private constructor(dir: string, options: FileSnapshotStoreOptions) {
     this.#dir = dir.replace(/[\\/]+$/, "") || dir;
     this.#fs = options.fs ?? defaultFileSystem();
+    // Only wallClock() is used: a RealClock holds nothing until queueTask().
+    this.#clock = options.clock ?? new RealClock();
     this.#log = options.logger ?? getLogger(["raftd", "storage"]);
     const retain = options.retain ?? 2;
     if (!Number.isSafeInteger(retain) || retain < 1) {
@@ -252,7 +262,7 @@ export class FileSnapshotStore implements SnapshotStore {
       );
     }
     const fs = this.#fs;
-    let ms = Math.max(Date.now(), this.#lastMs + 1);
+    let ms = Math.max(this.#clock.wallClock(), this.#lastMs + 1);
     let id = `${meta.term}-${meta.index}-${ms}`;
     while (this.#pending.has(id) || (await fs.exists(`${this.#dir}/${id}`))) {
       ms++;

@@ -6,6 +6,7 @@
 
 import type { SnapshotMeta } from "../core/types.ts";
 import { InvalidStateError, StorageError } from "../errors.ts";
+import { type Clock, RealClock } from "../node/clock.ts";
 import { compareSnapshots } from "./snapshot_order.ts";
 import type { SnapshotInfo, SnapshotSink, SnapshotSource, SnapshotStore } from "./types.ts";
 
@@ -21,6 +22,8 @@ import type { SnapshotInfo, SnapshotSink, SnapshotSource, SnapshotStore } from "
 export interface MemorySnapshotStoreOptions {
   /** How many snapshots to keep (default 2, at least 1). */
   retain?: number;
+  /** Where the millisecond stamp of snapshot ids comes from (default the system clock). */
+  clock?: Pick<Clock, "wallClock">;
 }
 
 interface Stored {
@@ -60,6 +63,7 @@ function copyInfo(i: SnapshotInfo): SnapshotInfo {
  */
 export class MemorySnapshotStore implements SnapshotStore {
   readonly #retain: number;
+  readonly #clock: Pick<Clock, "wallClock">;
   #stored: Stored[] = [];
   #seq = 0;
   #lastMs = 0;
@@ -71,12 +75,14 @@ export class MemorySnapshotStore implements SnapshotStore {
       throw new RangeError(`retain must be an integer >= 1, got ${retain}`);
     }
     this.#retain = retain;
+    // Only wallClock() is used: a RealClock holds nothing until queueTask().
+    this.#clock = options.clock ?? new RealClock();
   }
 
   /** Start a snapshot; it becomes visible when its sink is closed. */
   create(meta: SnapshotMeta): Promise<SnapshotSink> {
     // Ids carry a millisecond stamp like the file store's; keep them unique.
-    const ms = Math.max(Date.now(), this.#lastMs + 1);
+    const ms = Math.max(this.#clock.wallClock(), this.#lastMs + 1);
     this.#lastMs = ms;
     const id = `${meta.term}-${meta.index}-${ms}`;
     const chunks: Uint8Array[] = [];

@@ -1,0 +1,381 @@
+/**
+ * Operations in flight and their deadlines: proposals waiting to be applied,
+ * reads waiting for a confirmation and then for the FSM to catch up,
+ * leadership transfers, and callers waiting for a Ready to be durable. Each
+ * ends exactly once: resolved, rejected, timed out or aborted.
+ *
+ * @module
+ */
+
+import {
+  AbortError,
+  LeadershipLostError,
+  LeadershipTransferError,
+  TimeoutError,
+} from "../errors.ts";
+import type { HistogramRecorder } from "../metrics.ts";
+import type { ApplyResult, OperationOptions } from "../raft.ts";
+import type { Clock } from "./clock.ts";
+
+interface PendingApply {
+  term: number;
+  resolve: (r: ApplyResult<unknown>) => void;
+  reject: (e: Error) => void;
+  start: number;
+  deadline: number;
+  /** Noop and configuration entries resolve with their index only. */
+  kind: "apply" | "index";
+}
+
+interface PendingRead {
+  resolve: (index: number) => void;
+  reject: (e: Error) => void;
+  deadline: number;
+  /** verifyLeader only needs the confirmation, not the apply. */
+  waitApply: boolean;
+  index: number;
+}
+
+interface TransferWaiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  deadline: number;
+}
+
+interface PersistWaiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The deadline (on `clock.now()`) of an operation with `options`, or
+ * Infinity without a timeout. Throws a `RangeError` for a bad timeout.
+ *
+ * @example
+ * ```ts
+ * import { RealClock } from "./clock.ts";
+ * import { operationDeadline } from "./pending.ts";
+ * const clock = new RealClock();
+ * console.log(operationDeadline(clock, undefined, "apply")); // Infinity
+ * console.log(operationDeadline(clock, { timeout: 50 }, "apply") > clock.now()); // true
+ * ```
+ */
+export function operationDeadline(
+  clock: Clock,
+  options: OperationOptions | undefined,
+  op: string,
+): number {
+  const timeout = options?.timeout;
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== "number" || !(timeout > 0)) {
+    throw new RangeError(`${op}: options.timeout must be a positive number of ms, got ${timeout}`);
+  }
+  return clock.now() + timeout;
+}
+
+/**
+ * Bookkeeping of every operation waiting on the node.
+ *
+ * @example
+ * ```ts
+ * import { RealClock } from "./clock.ts";
+ * import { HistogramRecorder } from "../metrics.ts";
+ * import { PendingOperations } from "./pending.ts";
+ * const pending = new PendingOperations(new RealClock(), new HistogramRecorder(), () => 0);
+ * const done = pending.addApply(5, 1, "apply", Infinity, undefined, "apply");
+ * pending.settle(5, 1, "ok");
+ * console.log((await done).response); // "ok"
+ * ```
+ */
+export class PendingOperations {
+  #clock: Clock;
+  #commitSeconds: HistogramRecorder;
+  #commitIndex: () => number;
+  #applies = new Map<number, PendingApply>();
+  #reads = new Map<number, PendingRead>();
+  #readsAwaitingApply: PendingRead[] = [];
+  #transfers: TransferWaiter[] = [];
+  #persistWaiters: PersistWaiter[] = [];
+  /** How many waiting operations have a finite deadline (0: nothing to check on a tick). */
+  #deadlines = 0;
+  #nextReadId = 1;
+
+  /**
+   * @param clock Measures commit latency and deadlines.
+   * @param commitSeconds Where commit latencies go.
+   * @param commitIndex The node's commit index (an abort reports whether its entry committed).
+   */
+  constructor(clock: Clock, commitSeconds: HistogramRecorder, commitIndex: () => number) {
+    this.#clock = clock;
+    this.#commitSeconds = commitSeconds;
+    this.#commitIndex = commitIndex;
+  }
+
+  /** A fresh id for a read request. */
+  nextReadId(): number {
+    return this.#nextReadId++;
+  }
+
+  // ------------------------------------------------------------ proposals
+
+  /** Wait for the entry at `index` (proposed in `term`) to be applied. */
+  addApply(
+    index: number,
+    term: number,
+    kind: "apply" | "index",
+    deadline: number,
+    signal: AbortSignal | undefined,
+    op: string,
+  ): Promise<ApplyResult<unknown>> {
+    const { promise, resolve, reject } = Promise.withResolvers<ApplyResult<unknown>>();
+    const pending: PendingApply = {
+      term,
+      resolve,
+      reject,
+      start: this.#clock.now(),
+      deadline,
+      kind,
+    };
+    this.#applies.set(index, pending);
+    if (deadline !== Infinity) this.#deadlines++;
+    if (signal) this.#watchApplySignal(signal, index, pending, op);
+    return promise;
+  }
+
+  #watchApplySignal(signal: AbortSignal, index: number, p: PendingApply, op: string): void {
+    const onAbort = () => {
+      if (this.#applies.get(index) !== p) return;
+      this.#applies.delete(index);
+      if (p.deadline !== Infinity) this.#deadlines--;
+      p.reject(
+        new AbortError(op, index <= this.#commitIndex() ? "committed" : "unknown", {
+          cause: signal.reason,
+        }),
+      );
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    // However the operation ends, stop listening: a long-lived signal must not
+    // accumulate one listener per operation.
+    const { resolve, reject } = p;
+    p.resolve = (r) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(r);
+    };
+    p.reject = (e) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(e);
+    };
+  }
+
+  /** The entry at `index` of `term` was applied with `response`. */
+  settle(index: number, term: number, response: unknown): void {
+    const p = this.#applies.get(index);
+    if (!p) return;
+    this.#applies.delete(index);
+    if (p.deadline !== Infinity) this.#deadlines--;
+    if (p.term !== term) {
+      p.reject(
+        new LeadershipLostError(
+          "not_committed",
+          `entry ${index} was overwritten by a newer leader`,
+        ),
+      );
+      return;
+    }
+    this.#commitSeconds.observe((this.#clock.now() - p.start) / 1000);
+    p.resolve(
+      p.kind === "apply" ? { index, term, response } : { index, term, response: undefined },
+    );
+  }
+
+  /** Leadership was lost: what is not committed may never be. */
+  rejectUncommitted(commit: number): void {
+    for (const [index, p] of this.#applies) {
+      if (index <= commit) continue; // committed: it will be applied and resolved
+      this.#applies.delete(index);
+      if (p.deadline !== Infinity) this.#deadlines--;
+      p.reject(new LeadershipLostError("unknown"));
+    }
+  }
+
+  /** The applied index jumps past pending operations (snapshot): their entries were replaced. */
+  supersede(index: number): void {
+    for (const [i, p] of this.#applies) {
+      if (i > index) continue;
+      this.#applies.delete(i);
+      if (p.deadline !== Infinity) this.#deadlines--;
+      p.reject(new LeadershipLostError("unknown", `entry ${i} was superseded by a snapshot`));
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Wait for read `id` to be confirmed (and, with `waitApply`, applied up to its index). */
+  addRead(
+    id: number,
+    waitApply: boolean,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    op: string,
+  ): Promise<number> {
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    const pending: PendingRead = { resolve, reject, deadline, waitApply, index: 0 };
+    this.#reads.set(id, pending);
+    if (deadline !== Infinity) this.#deadlines++;
+    if (signal) {
+      const onAbort = () => {
+        if (this.#reads.get(id) === pending) this.#reads.delete(id);
+        else {
+          const at = this.#readsAwaitingApply.indexOf(pending);
+          if (at < 0) return;
+          this.#readsAwaitingApply.splice(at, 1);
+        }
+        if (pending.deadline !== Infinity) this.#deadlines--;
+        pending.reject(new AbortError(op, "not_committed", { cause: signal.reason }));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.resolve = (index) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(index);
+      };
+      pending.reject = (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      };
+    }
+    return promise;
+  }
+
+  /** The core confirmed read `id` at `index`; `applied` is the FSM's applied index. */
+  readConfirmed(id: number, index: number, applied: number): void {
+    const p = this.#reads.get(id);
+    if (!p) return;
+    this.#reads.delete(id);
+    if (!p.waitApply || applied >= index) {
+      if (p.deadline !== Infinity) this.#deadlines--;
+      p.resolve(index);
+      return;
+    }
+    p.index = index;
+    this.#readsAwaitingApply.push(p);
+  }
+
+  /** The core dropped read `id` (leadership lost before it was confirmed). */
+  dropRead(id: number, error: Error): void {
+    const p = this.#reads.get(id);
+    if (!p) return;
+    this.#reads.delete(id);
+    if (p.deadline !== Infinity) this.#deadlines--;
+    p.reject(error);
+  }
+
+  /** Resolve the confirmed reads whose index the FSM has reached. */
+  releaseReads(applied: number): void {
+    if (this.#readsAwaitingApply.length === 0) return;
+    let kept = 0;
+    for (const p of this.#readsAwaitingApply) {
+      if (p.index <= applied) {
+        if (p.deadline !== Infinity) this.#deadlines--;
+        p.resolve(p.index);
+      } else this.#readsAwaitingApply[kept++] = p;
+    }
+    this.#readsAwaitingApply.length = kept;
+  }
+
+  // ------------------------------------------------------------ transfers
+
+  /** Wait for a leadership transfer to end. */
+  addTransfer(deadline: number): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#transfers.push({ resolve, reject, deadline });
+    return promise;
+  }
+
+  /** This node no longer leads: transfers are over. */
+  leadershipGone(): void {
+    for (const w of this.#transfers) w.resolve();
+    this.#transfers = [];
+  }
+
+  /** On every tick: end transfers that finished, were aborted or timed out. */
+  checkTransfers(stillLeading: boolean, aborted: boolean): void {
+    if (this.#transfers.length === 0) return;
+    const now = this.#clock.now();
+    const kept = [];
+    for (const w of this.#transfers) {
+      if (!stillLeading) w.resolve();
+      else if (aborted) {
+        w.reject(
+          new LeadershipTransferError("the target did not take over within an election timeout"),
+        );
+      } else if (w.deadline <= now) {
+        w.reject(new TimeoutError("leadershipTransfer", 0, "not_committed"));
+      } else kept.push(w);
+    }
+    this.#transfers = kept;
+  }
+
+  // -------------------------------------------------------------- persist
+
+  /** Wait until the Ready numbered `seq` is durable. */
+  addPersistWaiter(seq: number): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#persistWaiters.push({ seq, resolve, reject });
+    return promise;
+  }
+
+  /** Readies up to `seq` are durable. */
+  releasePersisted(seq: number): void {
+    if (this.#persistWaiters.length === 0) return;
+    const done = this.#persistWaiters.filter((w) => w.seq <= seq);
+    this.#persistWaiters = this.#persistWaiters.filter((w) => w.seq > seq);
+    for (const w of done) w.resolve();
+  }
+
+  // ------------------------------------------------------------ deadlines
+
+  /** On every tick: reject what is past its deadline. */
+  checkDeadlines(): void {
+    if (this.#deadlines <= 0) return;
+    const now = this.#clock.now();
+    for (const [index, p] of this.#applies) {
+      if (p.deadline <= now) {
+        this.#applies.delete(index);
+        this.#deadlines--;
+        const outcome = index <= this.#commitIndex() ? "committed" : "unknown";
+        p.reject(new TimeoutError("apply", Math.round(now - p.start), outcome));
+      }
+    }
+    for (const [id, p] of this.#reads) {
+      if (p.deadline <= now) {
+        this.#reads.delete(id);
+        this.#deadlines--;
+        p.reject(new TimeoutError("read", 0, "not_committed"));
+      }
+    }
+    let kept = 0;
+    for (const p of this.#readsAwaitingApply) {
+      if (p.deadline <= now) {
+        this.#deadlines--;
+        p.reject(new TimeoutError("read", 0, "not_committed"));
+      } else this.#readsAwaitingApply[kept++] = p;
+    }
+    this.#readsAwaitingApply.length = kept;
+  }
+
+  /** Reject everything (shutdown or failure). */
+  rejectAll(error: Error): void {
+    for (const p of this.#applies.values()) p.reject(error);
+    this.#applies.clear();
+    for (const p of this.#reads.values()) p.reject(error);
+    this.#reads.clear();
+    for (const p of this.#readsAwaitingApply) p.reject(error);
+    this.#readsAwaitingApply = [];
+    for (const w of this.#transfers) w.reject(error);
+    this.#transfers = [];
+    for (const w of this.#persistWaiters) w.reject(error);
+    this.#persistWaiters = [];
+    this.#deadlines = 0;
+  }
+}

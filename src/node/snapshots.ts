@@ -1,0 +1,464 @@
+/**
+ * Snapshots of one node: taking them (on demand, by threshold, on a timer),
+ * receiving and installing the leader's, sending ours to followers, and the
+ * operator's `restore()`. Installing and restoring both end in
+ * {@linkcode Snapshots.adoptSnapshot}: the FSM takes the snapshot's state (in
+ * its queue, after the entries before it) and the stored log goes. Takes,
+ * installs and restores run one at a time.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { InstallSnapshotRequest, ServerAddress, SnapshotMeta } from "../core/types.ts";
+import { InvalidStateError, RaftError, ShutdownError, StorageError } from "../errors.ts";
+import type { FSM, FSMSnapshot } from "../fsm.ts";
+import type { SnapshotInfo, SnapshotStore } from "../storage/types.ts";
+import type { Transport } from "../transport/types.ts";
+import type { NodeContext } from "./context.ts";
+import type { FsmRunner } from "./fsm_runner.ts";
+import type { PendingOperations } from "./pending.ts";
+import type { WritePipeline } from "./write_pipeline.ts";
+
+const log = getLogger(["raftd", "raft"]);
+
+/** Index, term and size of the newest snapshot taken or installed here. */
+export interface SnapshotSummary {
+  /** Last index the snapshot covers. */
+  index: number;
+  /** Term of that entry. */
+  term: number;
+  /** Size of its state in bytes. */
+  size: number;
+}
+
+/**
+ * Write an FSM snapshot to `store` and release it, whatever happens.
+ *
+ * @example
+ * ```ts
+ * import { MemorySnapshotStore } from "../storage/mod.ts";
+ * import { persistPrepared } from "./snapshots.ts";
+ * const store = new MemorySnapshotStore();
+ * const info = await persistPrepared({
+ *   persist: async (sink) => await sink.write(new Uint8Array([1, 2])),
+ *   release: () => {},
+ * }, store, { index: 5, term: 1, configuration: { servers: [] }, configurationIndex: 1 });
+ * console.log(info.size); // 2
+ * ```
+ */
+export async function persistPrepared(
+  fsmSnapshot: FSMSnapshot,
+  store: SnapshotStore,
+  meta: SnapshotMeta,
+): Promise<SnapshotInfo> {
+  try {
+    const sink = await store.create(meta);
+    try {
+      await fsmSnapshot.persist(sink);
+      return await sink.close();
+    } catch (e) {
+      await sink.cancel();
+      throw e;
+    }
+  } finally {
+    fsmSnapshot.release();
+  }
+}
+
+/** Find the stored snapshot with `meta`'s index and term. */
+async function findSnapshot(store: SnapshotStore, meta: SnapshotMeta): Promise<SnapshotInfo> {
+  const info = (await store.list()).find((s) => s.index === meta.index && s.term === meta.term);
+  if (!info) {
+    throw new StorageError(`snapshot ${meta.term}-${meta.index} is not in the snapshot store`);
+  }
+  return info;
+}
+
+/** What the snapshot keeper needs of the rest of the node. */
+export interface SnapshotParts<R> {
+  /** The state machine. */
+  fsm: FSM<R>;
+  /** Where snapshots live. */
+  store: SnapshotStore;
+  /** How they reach followers. */
+  transport: Transport;
+  /** The FSM's queue. */
+  runner: FsmRunner<R>;
+  /** The log writer. */
+  pipeline: WritePipeline;
+  /** Waiting operations. */
+  pending: PendingOperations;
+}
+
+/**
+ * Takes, installs, sends and restores snapshots; see the module docs.
+ *
+ * @typeParam R What the FSM's `apply` returns.
+ *
+ * @example
+ * ```ts
+ * import type { Snapshots } from "./snapshots.ts";
+ * async function compactNow(snapshots: Snapshots<unknown>) {
+ *   const info = await snapshots.take();
+ *   console.log(`snapshot ${info.id} at ${info.index}`);
+ * }
+ * ```
+ */
+export class Snapshots<R> {
+  #node: NodeContext;
+  #parts: SnapshotParts<R>;
+  #lock: Promise<void> = Promise.resolve();
+  #last: SnapshotSummary = { index: 0, term: 0, size: 0 };
+  #taking = false;
+  #restoring = false;
+  #installs = new Map<string, Promise<void>>();
+  #cancelTimer: () => void = () => {};
+  #taken = 0;
+  #installed = 0;
+
+  /** Snapshots of `node`. */
+  constructor(node: NodeContext, parts: SnapshotParts<R>) {
+    this.#node = node;
+    this.#parts = parts;
+  }
+
+  /** The newest snapshot taken or installed here. */
+  get last(): SnapshotSummary {
+    return this.#last;
+  }
+
+  /** Snapshots taken here. */
+  get taken(): number {
+    return this.#taken;
+  }
+
+  /** Snapshots installed from a leader. */
+  get installed(): number {
+    return this.#installed;
+  }
+
+  /** Whether a snapshot is being taken. */
+  get taking(): boolean {
+    return this.#taking;
+  }
+
+  /** Whether an operator restore is in progress (proposals are refused meanwhile). */
+  get restoring(): boolean {
+    return this.#restoring;
+  }
+
+  /** Settles once the take, install or restore running now (if any) is over. */
+  get settled(): Promise<void> {
+    return this.#lock;
+  }
+
+  /** The node started from snapshot `last`. */
+  startFrom(last: SnapshotSummary): void {
+    this.#last = { ...last };
+  }
+
+  /** Run `fn` alone among snapshot takes, installs and restores. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.then(() => {}, () => {});
+    return run;
+  }
+
+  // ----------------------------------------------------------------- take
+
+  /** (Re)start the timer that checks the snapshot threshold on an idle node. */
+  armTimer(): void {
+    this.#cancelTimer();
+    this.#cancelTimer = () => {};
+    const interval = this.#node.config().snapshotInterval;
+    if (interval <= 0) return;
+    const arm = () => {
+      this.#cancelTimer = this.#node.timers.after(interval, () => {
+        arm();
+        this.maybeAutoSnapshot();
+      });
+    };
+    arm();
+  }
+
+  /** Stop the threshold timer. */
+  stopTimer(): void {
+    this.#cancelTimer();
+    this.#cancelTimer = () => {};
+  }
+
+  /**
+   * Checked after every apply batch; the interval timer retries a failed
+   * automatic snapshot on an idle node.
+   */
+  maybeAutoSnapshot(): void {
+    const node = this.#node;
+    if (this.#taking || node.isShutdown() || node.failure() || this.#restoring) return;
+    const due = this.#parts.runner.appliedIndex - this.#last.index >=
+      node.config().snapshotThreshold;
+    if (!due) return;
+    this.take().catch((e) => log.warn("automatic snapshot failed: {error}", { error: String(e) }));
+  }
+
+  /** Take a snapshot of the FSM at its applied index and compact the log behind it. */
+  async take(): Promise<SnapshotInfo> {
+    this.#taking = true;
+    try {
+      return await this.exclusive(() => this.#takeLocked());
+    } finally {
+      this.#taking = false;
+    }
+  }
+
+  /** Throws when the FSM holds nothing newer than the newest snapshot. */
+  checkSomethingNew(): void {
+    const applied = this.#parts.runner.appliedIndex;
+    if (applied <= this.#last.index) {
+      throw new InvalidStateError(
+        `nothing new to snapshot: applied index ${applied} is already in the snapshot at ${this.#last.index}`,
+      );
+    }
+  }
+
+  async #takeLocked(): Promise<SnapshotInfo> {
+    const node = this.#node;
+    const { runner, store, fsm, pipeline } = this.#parts;
+    if (node.failure() || node.isShutdown()) throw new ShutdownError();
+    this.checkSomethingNew();
+    // Capture the FSM between applies so the snapshot matches the applied index.
+    const { fsmSnapshot, meta } = await runner.capture(async () => {
+      const index = runner.appliedIndex;
+      const term = node.core.termAt(index);
+      if (term === undefined) {
+        throw new InvalidStateError(`term of applied index ${index} is unknown`);
+      }
+      const conf = runner.appliedConfiguration;
+      const meta: SnapshotMeta = {
+        index,
+        term,
+        configuration: conf.configuration,
+        configurationIndex: conf.index,
+      };
+      return { fsmSnapshot: await fsm.snapshot(), meta };
+    });
+    const info = await persistPrepared(fsmSnapshot, store, meta);
+    if (meta.index > this.#last.index) {
+      this.#last = { index: meta.index, term: meta.term, size: info.size };
+    }
+    this.#taken++;
+    node.core.snapshotTaken(meta);
+    const target = Math.min(meta.index - node.config().trailingLogs, node.core.compactionFloor());
+    if (target > 0) pipeline.compact(target);
+    log.info("snapshot taken at {index} ({size} bytes)", { index: meta.index, size: info.size });
+    node.emit({ type: "snapshot", index: meta.index, term: meta.term, size: info.size });
+    return info;
+  }
+
+  // -------------------------------------------------------------- install
+
+  /** Receive a leader's snapshot from the transport and hand it to the core. */
+  async receive(m: InstallSnapshotRequest, data: AsyncIterable<Uint8Array>): Promise<void> {
+    const node = this.#node;
+    if (node.isShutdown() || node.failure()) throw new ShutdownError();
+    if (m.term < node.core.term) {
+      throw new RaftError(`stale snapshot from ${m.from}: term ${m.term} < ${node.core.term}`);
+    }
+    const sink = await this.#parts.store.create(m.meta);
+    try {
+      for await (const chunk of data) await sink.write(chunk);
+      await sink.close();
+    } catch (e) {
+      await sink.cancel();
+      throw e;
+    }
+    if (node.isShutdown()) throw new ShutdownError();
+    try {
+      node.core.step(m);
+    } catch (e) {
+      node.fail(e as Error, "installing a snapshot");
+      throw e;
+    }
+  }
+
+  /**
+   * The core accepted snapshot `meta` (a Ready carries it): queue the FSM's
+   * restore behind the entries already committed. The write pipeline then
+   * awaits {@linkcode Snapshots.install}.
+   */
+  queueInstall(meta: SnapshotMeta): void {
+    const adopted = this.adoptSnapshot(meta, "installing a snapshot from the leader");
+    // A failed restore fails the node; whoever awaits it learns it there.
+    adopted.catch(() => {});
+    this.#installs.set(snapshotKey(meta), adopted);
+  }
+
+  /** Resolves once the FSM holds snapshot `meta` (queued by {@linkcode Snapshots.queueInstall}). */
+  async install(meta: SnapshotMeta): Promise<void> {
+    const key = snapshotKey(meta);
+    const restored = this.#installs.get(key) ?? Promise.reject(
+      new InvalidStateError(`snapshot ${key} was never queued for installation`),
+    );
+    try {
+      await restored;
+    } finally {
+      this.#installs.delete(key);
+    }
+  }
+
+  /** The write pipeline installed `meta` and cleared the log. */
+  noteInstalled(meta: SnapshotMeta): void {
+    this.#installed++;
+    log.info("installed snapshot {index} from the leader ({size} bytes)", {
+      index: meta.index,
+      size: this.#last.size,
+    });
+    this.#node.emit({
+      type: "snapshot",
+      index: meta.index,
+      term: meta.term,
+      size: this.#last.size,
+    });
+  }
+
+  /**
+   * Make snapshot `meta` (already in the store) the FSM's state: queued in
+   * the FSM runner after the entries before it, under the snapshot lock.
+   * Operations on the entries it replaces end. Resolves once the FSM holds it.
+   */
+  adoptSnapshot(meta: SnapshotMeta, during: string): Promise<void> {
+    const { store, runner, pending } = this.#parts;
+    let size = 0;
+    return runner.enqueueRestore(meta, {
+      open: async () => {
+        const node = this.#node;
+        if (node.failure() || node.isShutdown()) throw new ShutdownError();
+        const info = await findSnapshot(store, meta);
+        size = info.size;
+        return (await store.open(info.id)).data;
+      },
+      restored: () => {
+        pending.supersede(meta.index);
+        this.#last = { index: meta.index, term: meta.term, size };
+      },
+      during,
+    });
+  }
+
+  /** Send our snapshot `m.meta` to a follower; tells the core how it went. */
+  async send(address: ServerAddress, m: InstallSnapshotRequest): Promise<void> {
+    const node = this.#node;
+    let ok = false;
+    try {
+      const info = (await this.#parts.store.list()).find((s) =>
+        s.index === m.meta.index && s.term === m.meta.term
+      );
+      if (!info) {
+        throw new RaftError(`snapshot ${m.meta.term}-${m.meta.index} is no longer in the store`);
+      }
+      const source = await this.#parts.store.open(info.id);
+      log.info("sending snapshot {index} ({size} bytes) to {to}", {
+        index: info.index,
+        size: info.size,
+        to: m.to,
+      });
+      await this.#parts.transport.sendSnapshot(address, m, source.data);
+      ok = true;
+    } catch (e) {
+      log.warn("sending snapshot to {to} failed: {error}", { to: m.to, error: String(e) });
+    }
+    if (node.isShutdown()) return;
+    node.core.reportSnapshot(m.to, ok);
+    node.scheduleReady();
+  }
+
+  // -------------------------------------------------------------- restore
+
+  /**
+   * The operator's restore on the leader (the caller ran a barrier first):
+   * store `data` as a snapshot at `lastIndex + 1`, adopt it, drop the log.
+   */
+  async restore(data: AsyncIterable<Uint8Array>): Promise<void> {
+    if (this.#restoring) throw new InvalidStateError("a restore is already in progress");
+    this.#restoring = true;
+    try {
+      // The lock is released before the FSM's queue reaches the restore (which takes it).
+      const { adopted, logReset } = await this.exclusive(() => this.#restoreLocked(data));
+      this.#parts.runner.drain();
+      await Promise.all([adopted, logReset]);
+    } finally {
+      this.#restoring = false;
+    }
+  }
+
+  /** Under the lock: write the snapshot, check nothing moved, queue its adoption. */
+  async #restoreLocked(
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<{ adopted: Promise<void>; logReset: Promise<void> }> {
+    const node = this.#node;
+    const core = node.core;
+    const { store, pipeline, runner } = this.#parts;
+    if (core.state !== "leader") throw node.notLeader();
+    const config = core.latestConfiguration();
+    const lastIndex = core.lastIndex;
+    const term = core.term;
+    const planned: SnapshotMeta = {
+      index: lastIndex + 1,
+      term,
+      configuration: config.configuration,
+      configurationIndex: config.index,
+    };
+    const sink = await store.create(planned);
+    let info: SnapshotInfo;
+    try {
+      for await (const chunk of data) await sink.write(chunk);
+      info = await sink.close();
+    } catch (e) {
+      await sink.cancel();
+      throw e;
+    }
+    // Wait for queued writes; stop waiting if leadership is lost (a follower's
+    // snapshot install in that queue would wait for the lock we hold).
+    while (
+      pipeline.busy && core.state === "leader" && core.term === term && !node.failure() &&
+      !node.isShutdown()
+    ) {
+      await node.timers.sleep(1);
+    }
+    // Proposals are refused during a restore, but the leader may still have
+    // appended (a promotion) or lost its term: then the snapshot's index is
+    // taken and it must go.
+    if (
+      core.state !== "leader" || core.term !== term || core.lastIndex !== lastIndex ||
+      core.latestConfiguration().index !== config.index || pipeline.busy ||
+      runner.restoring || node.failure() !== undefined || node.isShutdown()
+    ) {
+      await this.#discard(info.id);
+      throw new InvalidStateError("the log changed while the restore was being written; retry");
+    }
+    const meta = core.installUserSnapshot(config);
+    core.snapshotTaken(meta);
+    return {
+      adopted: this.adoptSnapshot(meta, "restoring the FSM from a user snapshot"),
+      // The old log goes in write order: after what was written, before what follows.
+      logReset: pipeline.reset(),
+    };
+  }
+
+  async #discard(id: string): Promise<void> {
+    const store = this.#parts.store;
+    if (store.remove) {
+      await store.remove(id);
+      return;
+    }
+    const error = new StorageError(
+      `snapshot ${id} of an aborted restore cannot be removed (the snapshot store has no remove())`,
+    );
+    this.#node.fail(error, "aborting a restore");
+    throw error;
+  }
+}
+
+function snapshotKey(meta: SnapshotMeta): string {
+  return `${meta.term}-${meta.index}`;
+}

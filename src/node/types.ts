@@ -1,0 +1,107 @@
+/**
+ * The types of the public node API: options of operations, what they
+ * resolve with, observations and statistics. Exported by `src/raft.ts`.
+ *
+ * @module
+ */
+
+import type { RaftState, ServerAddress, ServerId } from "../core/types.ts";
+import type { LeaderInfo } from "../errors.ts";
+import type { Histogram } from "../metrics.ts";
+
+/** Options of operations that wait for the cluster. */
+export interface OperationOptions {
+  /** Give up after this many ms; covers the whole commit, not only the enqueue. */
+  timeout?: number;
+  /** Give up when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** Options of membership changes. */
+export interface MembershipOptions extends OperationOptions {
+  /** Only change if the latest configuration's index is still this (0 = any). */
+  prevIndex?: number;
+}
+
+/** Options of reads. */
+export interface ReadOptions extends OperationOptions {
+  /** Serve from the leader lease when it is valid (no round trip); falls back to ReadIndex. */
+  lease?: boolean;
+}
+
+/** What `apply()` resolves with. */
+export interface ApplyResult<R> {
+  /** Log index of the entry. */
+  index: number;
+  /** Term of the entry. */
+  term: number;
+  /** What the FSM's `apply` returned. */
+  response: R;
+}
+
+/** What index-only operations resolve with. */
+export interface IndexResult {
+  /** Log index at which the operation took effect. */
+  index: number;
+}
+
+/** Something that happened to the node, for {@linkcode Raft.observe}. */
+export type Observation =
+  | { type: "state"; state: RaftState; term: number }
+  | { type: "leader"; leader: LeaderInfo | undefined; term: number }
+  | {
+    type: "peer";
+    id: ServerId;
+    address: ServerAddress;
+    change: "added" | "removed" | "promoted" | "demoted";
+  }
+  | { type: "heartbeat_failed"; id: ServerId; lastContact: number }
+  | { type: "snapshot"; index: number; term: number; size: number };
+
+/** Counters and gauges of a node, see {@linkcode Raft.stats}. */
+export interface RaftStats {
+  /** Server id. */
+  id: string;
+  /** Role. */
+  state: RaftState;
+  /** Current term. */
+  term: number;
+  /** Known leader, if any. */
+  leaderId: string | undefined;
+  /** Last log index. */
+  lastLogIndex: number;
+  /** Term of the last entry. */
+  lastLogTerm: number;
+  /** Commit index. */
+  commitIndex: number;
+  /** Index applied to the FSM. */
+  appliedIndex: number;
+  /** Index of the newest snapshot. */
+  lastSnapshotIndex: number;
+  /** Term of the newest snapshot. */
+  lastSnapshotTerm: number;
+  /** Size in bytes of the newest snapshot taken or installed here. */
+  lastSnapshotSize: number;
+  /** ms since the leader was last heard from (0 on the leader). */
+  lastContactMs: number | undefined;
+  /** Other servers in the configuration. */
+  numPeers: number;
+  /** Index of the latest configuration. */
+  configurationIndex: number;
+  /** Log writes (each one fsync). */
+  fsyncs: number;
+  /** Log append + fsync latency. */
+  storeLogsSeconds: Histogram;
+  /** FSM apply batch latency. */
+  applySeconds: Histogram;
+  /** `apply()` call to resolve latency on the leader. */
+  commitSeconds: Histogram;
+  /** Messages sent by type. */
+  messagesSent: Record<string, number>;
+  /** Messages received by type. */
+  messagesReceived: Record<string, number>;
+  /** Snapshots taken here. */
+  snapshotsTaken: number;
+  /** Snapshots installed from a leader. */
+  snapshotsInstalled: number;
+}

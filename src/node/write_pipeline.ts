@@ -1,0 +1,310 @@
+/**
+ * The write pipeline: persists the core's Readies in order — log entries
+ * (one append and one fsync for every Ready queued meanwhile: group commit),
+ * the stable store's term and vote, the lazily written commit hint — and
+ * the log's compactions and resets, then tells the core what is durable.
+ *
+ * The leader sends its entries before they are on its own disk (Raft thesis
+ * §10.2.1): the pipeline only decides when the core may count them.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Ready } from "../core/raft_core.ts";
+import type { Entry, HardState, SnapshotMeta } from "../core/types.ts";
+import { HistogramRecorder } from "../metrics.ts";
+import type { LogStore, StableStore } from "../storage/types.ts";
+import type { NodeContext } from "./context.ts";
+
+const log = getLogger(["raftd", "raft"]);
+
+/** The commit hint alone is written at most this often (ms); it only speeds up restarts. */
+const COMMIT_HINT_INTERVAL_MS = 1000;
+
+interface PersistTask {
+  kind: "ready";
+  ready: Ready;
+}
+
+interface CompactTask {
+  kind: "compact";
+  index: number;
+}
+
+/** Drop the whole stored log (a restored user snapshot replaces it). */
+interface ResetTask {
+  kind: "reset";
+  done: () => void;
+  failed: (error: Error) => void;
+}
+
+type WriteTask = PersistTask | CompactTask | ResetTask;
+
+/** What the pipeline asks of the rest of the node. */
+export interface WritePipelineHooks {
+  /** A Ready carries snapshot `meta` to install: resolves once the FSM holds it. */
+  installSnapshot(meta: SnapshotMeta): Promise<void>;
+  /** The snapshot of a Ready is installed and the log cleared. */
+  snapshotInstalled(meta: SnapshotMeta): void;
+  /** Readies up to `seq` are durable and advanced in the core. */
+  persisted(seq: number): void;
+}
+
+/**
+ * Persists Readies in order; see the module docs.
+ *
+ * @example
+ * ```ts
+ * import type { WritePipeline } from "./write_pipeline.ts";
+ * function queueCompaction(pipeline: WritePipeline, snapshotIndex: number) {
+ *   pipeline.compact(snapshotIndex); // runs after every write queued before it
+ * }
+ * ```
+ */
+export class WritePipeline {
+  #node: NodeContext;
+  #logStore: LogStore;
+  #stableStore: StableStore;
+  #hooks: WritePipelineHooks;
+  #queue: WriteTask[] = [];
+  #writing = false;
+  #idleWaiters: Array<() => void> = [];
+  #storedLastIndex = 0;
+  #lastHardState: HardState;
+  #hardStateWrittenAt = 0;
+  #commitHintDirty = false;
+  #fsyncs = 0;
+  #storeLogsSeconds = new HistogramRecorder();
+
+  /**
+   * @param node The node.
+   * @param stores Where the log and the hard state go.
+   * @param hooks Snapshot installs and durability notices.
+   * @param stored What the stores held at start: last log index and hard state.
+   */
+  constructor(
+    node: NodeContext,
+    stores: { logStore: LogStore; stableStore: StableStore },
+    hooks: WritePipelineHooks,
+    stored: { lastIndex: number; hardState: HardState | undefined },
+  ) {
+    this.#node = node;
+    this.#logStore = stores.logStore;
+    this.#stableStore = stores.stableStore;
+    this.#hooks = hooks;
+    this.#storedLastIndex = stored.lastIndex;
+    this.#lastHardState = stored.hardState ?? { term: 0, vote: "", commit: 0 };
+  }
+
+  /** Log writes so far (each one fsync). */
+  get fsyncs(): number {
+    return this.#fsyncs;
+  }
+
+  /** Log append + fsync latency. */
+  get storeLogsSeconds(): HistogramRecorder {
+    return this.#storeLogsSeconds;
+  }
+
+  /** Whether a write is running or queued. */
+  get busy(): boolean {
+    return this.#writing || this.#queue.length > 0;
+  }
+
+  /** Resolves when nothing is being written or queued. */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#idleWaiters.push(resolve);
+    return promise;
+  }
+
+  /** Queue a Ready (persisted with every other Ready queued before the next write starts). */
+  push(ready: Ready): void {
+    this.#queue.push({ kind: "ready", ready });
+  }
+
+  /** Queue a compaction of the log up to `index` (after the writes queued before it). */
+  compact(index: number): void {
+    this.#queue.push({ kind: "compact", index });
+    this.kick();
+  }
+
+  /** Drop the whole stored log after the writes queued before; resolves once done. */
+  reset(): Promise<void> {
+    return new Promise<void>((done, failed) => {
+      this.#queue.push({ kind: "reset", done, failed });
+      this.kick();
+    });
+  }
+
+  /** Start writing if something is queued and no write runs. */
+  kick(): void {
+    if (!this.#writing && this.#queue.length > 0) void this.#writeLoop();
+  }
+
+  /**
+   * At shutdown, once no write runs: store the commit index of the last
+   * persisted Ready if it was only kept in memory (its entries are on disk).
+   */
+  async flushCommitHint(): Promise<void> {
+    if (this.#writing || !this.#commitHintDirty) return;
+    await this.#stableStore.setState(this.#lastHardState);
+    this.#commitHintDirty = false;
+  }
+
+  /** Persist queued Readies in order: group commit (one log write and one fsync per batch). */
+  async #writeLoop(): Promise<void> {
+    this.#writing = true;
+    const core = this.#node.core;
+    try {
+      while (this.#queue.length > 0 && !this.#node.failure()) {
+        const task = this.#queue[0];
+        if (task.kind === "compact") {
+          this.#queue.shift();
+          await this.#compactLog(task.index);
+          continue;
+        }
+        if (task.kind === "reset") {
+          this.#queue.shift();
+          await this.clearLog();
+          task.done();
+          continue;
+        }
+        // Take every queued Ready up to the next compaction task.
+        const batch: Ready[] = [];
+        while (this.#queue.length > 0 && this.#queue[0].kind === "ready") {
+          batch.push((this.#queue.shift() as PersistTask).ready);
+        }
+        await this.#persist(batch);
+        let seq = 0;
+        for (const rd of batch) {
+          core.advance(rd);
+          seq = rd.seq;
+        }
+        this.#hooks.persisted(seq);
+      }
+    } catch (e) {
+      this.#node.fail(e as Error, "writing to storage");
+    } finally {
+      this.#writing = false;
+      const failure = this.#node.failure();
+      if (failure) {
+        // Nothing queued will be written: whoever waits for a reset learns why.
+        for (const task of this.#queue) if (task.kind === "reset") task.failed(failure);
+        this.#queue = [];
+      }
+      if (!this.busy || failure) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  async #persist(batch: Ready[]): Promise<void> {
+    let entries: Entry[] = [];
+    let hardState: HardState | undefined;
+    for (const rd of batch) {
+      if (rd.snapshot) {
+        // Write what came before, then install the snapshot.
+        if (entries.length > 0) await this.#storeEntries(entries);
+        entries = [];
+        await this.#hooks.installSnapshot(rd.snapshot);
+        await this.clearLog();
+        this.#hooks.snapshotInstalled(rd.snapshot);
+      }
+      if (rd.entries.length > 0) {
+        const first = rd.entries[0].index;
+        if (entries.length > 0 && first <= entries[entries.length - 1].index) {
+          entries = entries.slice(0, Math.max(0, first - entries[0].index));
+        }
+        entries = entries.length === 0 ? rd.entries : entries.concat(rd.entries);
+      }
+      if (rd.hardState) hardState = rd.hardState;
+    }
+    if (entries.length > 0) await this.#storeEntries(entries);
+    if (hardState) await this.#storeHardState(hardState);
+  }
+
+  async #storeHardState(hardState: HardState): Promise<void> {
+    const clock = this.#node.clock;
+    const termOrVote = hardState.term !== this.#lastHardState.term ||
+      hardState.vote !== this.#lastHardState.vote;
+    if (termOrVote) {
+      await this.withStorageTimeout(this.#stableStore.setState(hardState), "stable store write");
+      this.#lastHardState = hardState;
+      this.#hardStateWrittenAt = clock.now();
+      this.#commitHintDirty = false;
+      return;
+    }
+    // The commit index is only a hint for fast restarts: write it lazily.
+    this.#lastHardState = { ...this.#lastHardState, commit: hardState.commit };
+    this.#commitHintDirty = true;
+    if (clock.now() - this.#hardStateWrittenAt > COMMIT_HINT_INTERVAL_MS) {
+      await this.withStorageTimeout(
+        this.#stableStore.setState(this.#lastHardState),
+        "stable store write",
+      );
+      this.#hardStateWrittenAt = clock.now();
+      this.#commitHintDirty = false;
+    }
+  }
+
+  async #storeEntries(entries: Entry[]): Promise<void> {
+    const clock = this.#node.clock;
+    const first = entries[0].index;
+    const start = clock.now();
+    if (first <= this.#storedLastIndex) {
+      const storeFirst = await this.#logStore.firstIndex();
+      await this.#logStore.deleteRange(Math.max(first, storeFirst), this.#storedLastIndex);
+    }
+    await this.withStorageTimeout(this.#logStore.storeLogs(entries), "log write");
+    this.#storedLastIndex = entries[entries.length - 1].index;
+    this.#fsyncs++;
+    this.#storeLogsSeconds.observe((clock.now() - start) / 1000);
+  }
+
+  /** A storage call that hangs must not freeze the cluster: step aside while it does. */
+  async withStorageTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    const node = this.#node;
+    const timeout = node.config().storageTimeout;
+    const cancel = node.timers.after(timeout, () => {
+      log.error("{what} has taken more than {ms} ms; stepping down as leader", {
+        what,
+        ms: timeout,
+      });
+      if (node.core.state === "leader") {
+        try {
+          node.core.transferLeadership();
+          node.scheduleReady();
+        } catch (e) {
+          log.warn("could not hand over leadership: {error}", { error: String(e) });
+        }
+      }
+    });
+    try {
+      return await promise;
+    } finally {
+      cancel();
+    }
+  }
+
+  /** Delete the whole stored log (a snapshot replaced it). */
+  async clearLog(): Promise<void> {
+    const last = await this.#logStore.lastIndex();
+    if (last > 0) await this.#logStore.deleteRange(await this.#logStore.firstIndex(), last);
+    this.#storedLastIndex = 0;
+  }
+
+  async #compactLog(index: number): Promise<void> {
+    const core = this.#node.core;
+    const first = await this.#logStore.firstIndex();
+    const upTo = Math.min(index, this.#storedLastIndex, core.appliedIndex);
+    if (first === 0 || upTo < first) return;
+    await this.#logStore.deleteRange(first, upTo);
+    core.compact(Math.min(upTo, core.snapshotMeta?.index ?? 0));
+    log.debug("log compacted up to {index}", { index: upTo });
+  }
+}
