@@ -55,6 +55,124 @@ const END_SIZE = 9;
 export const SNAPSHOT_CHUNK_SIZE = 64 * 1024;
 
 /**
+ * Writes the snapshot format record by record to a sink, in chunks of about
+ * `chunkSize` bytes: {@linkcode KvSnapshotEncoder.put} every key, then
+ * {@linkcode KvSnapshotEncoder.member} every member address, then
+ * {@linkcode KvSnapshotEncoder.finish}.
+ *
+ * @example
+ * ```ts
+ * import { KvSnapshotEncoder, readKvSnapshot } from "./kv_snapshot.ts";
+ * const chunks: Uint8Array[] = [];
+ * const encoder = new KvSnapshotEncoder({ write: async (c) => { chunks.push(c); } });
+ * await encoder.put("a", { value: new Uint8Array([1]), createIndex: 1, modifyIndex: 1 });
+ * await encoder.member("n1", "http://127.0.0.1:8001");
+ * await encoder.finish();
+ * const state = await readKvSnapshot((async function* () { yield* chunks; })());
+ * console.log(state.items.size, state.members.size); // 1 1
+ * ```
+ */
+export class KvSnapshotEncoder {
+  readonly #sink: { write(chunk: Uint8Array): Promise<void> };
+  readonly #chunkSize: number;
+  readonly #encoder = new TextEncoder();
+  #buf: Uint8Array;
+  #view: DataView;
+  #pos = 0;
+  #records = 0;
+  #finished = false;
+
+  /** Creates an encoder writing to `sink`. */
+  constructor(
+    sink: { write(chunk: Uint8Array): Promise<void> },
+    chunkSize: number = SNAPSHOT_CHUNK_SIZE,
+  ) {
+    this.#sink = sink;
+    this.#chunkSize = chunkSize;
+    this.#buf = new Uint8Array(chunkSize);
+    this.#view = new DataView(this.#buf.buffer);
+    // The first chunk always has room for the magic.
+    this.#buf.set(MAGIC, 0);
+    this.#pos = MAGIC.length;
+  }
+
+  /** Append one key. */
+  async put(key: string, item: KvItem): Promise<void> {
+    this.#checkOpen();
+    const big = item.value.length > this.#chunkSize >> 2;
+    await this.#ensure(KV_HEADER + key.length * 3 + (big ? 0 : item.value.length));
+    const pos = this.#pos;
+    const keyLen = this.#encoder.encodeInto(key, this.#buf.subarray(pos + KV_HEADER)).written;
+    this.#view.setUint8(pos, TAG_KV);
+    this.#view.setUint32(pos + 1, keyLen);
+    this.#view.setUint32(pos + 5, item.value.length);
+    this.#view.setFloat64(pos + 9, item.createIndex);
+    this.#view.setFloat64(pos + 17, item.modifyIndex);
+    this.#pos += KV_HEADER + keyLen;
+    if (big) {
+      // Values are never mutated once stored, so the sink may keep this view.
+      await this.#flush();
+      await this.#sink.write(item.value);
+    } else {
+      this.#buf.set(item.value, this.#pos);
+      this.#pos += item.value.length;
+    }
+    this.#records++;
+  }
+
+  /** Append one member address (after every key). */
+  async member(id: string, http: string): Promise<void> {
+    this.#checkOpen();
+    await this.#ensure(MEMBER_HEADER + (id.length + http.length) * 3);
+    const pos = this.#pos;
+    const buf = this.#buf;
+    const idLen = this.#encoder.encodeInto(id, buf.subarray(pos + MEMBER_HEADER)).written;
+    const httpLen =
+      this.#encoder.encodeInto(http, buf.subarray(pos + MEMBER_HEADER + idLen)).written;
+    this.#view.setUint8(pos, TAG_MEMBER);
+    this.#view.setUint32(pos + 1, idLen);
+    this.#view.setUint32(pos + 5, httpLen);
+    this.#pos += MEMBER_HEADER + idLen + httpLen;
+    this.#records++;
+  }
+
+  /** Write the end marker and flush. */
+  async finish(): Promise<void> {
+    this.#checkOpen();
+    await this.#ensure(END_SIZE);
+    this.#view.setUint8(this.#pos, TAG_END);
+    this.#view.setFloat64(this.#pos + 1, this.#records);
+    this.#pos += END_SIZE;
+    this.#finished = true;
+    await this.#flush();
+  }
+
+  #checkOpen(): void {
+    if (this.#finished) throw new Error("KV snapshot encoder: already finished");
+  }
+
+  // The sink may keep the chunks it is given (a memory store does): each
+  // flush hands over the buffer and starts a fresh one.
+  async #flush(): Promise<void> {
+    if (this.#pos === 0) return;
+    const out = this.#buf.subarray(0, this.#pos);
+    this.#buf = new Uint8Array(this.#chunkSize);
+    this.#view = new DataView(this.#buf.buffer);
+    this.#pos = 0;
+    await this.#sink.write(out);
+  }
+
+  async #ensure(n: number): Promise<void> {
+    if (this.#pos + n <= this.#buf.length) return;
+    await this.#flush();
+    if (n > this.#buf.length) {
+      this.#buf = new Uint8Array(n);
+      this.#view = new DataView(this.#buf.buffer);
+    }
+  }
+}
+
+/**
  * Write `items` and `members` to `sink` in the snapshot format.
  *
  * @example
@@ -73,68 +191,10 @@ export async function writeKvSnapshot(
   sink: { write(chunk: Uint8Array): Promise<void> },
   chunkSize: number = SNAPSHOT_CHUNK_SIZE,
 ): Promise<void> {
-  const encoder = new TextEncoder();
-  let buf = new Uint8Array(chunkSize);
-  let view = new DataView(buf.buffer);
-  let pos = 0;
-  let records = 0;
-  // The sink may keep the chunks it is given (a memory store does): each flush
-  // hands over the buffer and starts a fresh one.
-  const flush = async () => {
-    if (pos === 0) return;
-    const out = buf.subarray(0, pos);
-    buf = new Uint8Array(chunkSize);
-    view = new DataView(buf.buffer);
-    pos = 0;
-    await sink.write(out);
-  };
-  const ensure = async (n: number) => {
-    if (pos + n <= buf.length) return;
-    await flush();
-    if (n > buf.length) {
-      buf = new Uint8Array(n);
-      view = new DataView(buf.buffer);
-    }
-  };
-  // The first chunk always has room for the magic.
-  buf.set(MAGIC, 0);
-  pos = MAGIC.length;
-
-  for (const [key, item] of items) {
-    const big = item.value.length > chunkSize >> 2;
-    await ensure(KV_HEADER + key.length * 3 + (big ? 0 : item.value.length));
-    const keyLen = encoder.encodeInto(key, buf.subarray(pos + KV_HEADER)).written;
-    view.setUint8(pos, TAG_KV);
-    view.setUint32(pos + 1, keyLen);
-    view.setUint32(pos + 5, item.value.length);
-    view.setFloat64(pos + 9, item.createIndex);
-    view.setFloat64(pos + 17, item.modifyIndex);
-    pos += KV_HEADER + keyLen;
-    if (big) {
-      // Values are never mutated once stored, so the sink may keep this view.
-      await flush();
-      await sink.write(item.value);
-    } else {
-      buf.set(item.value, pos);
-      pos += item.value.length;
-    }
-    records++;
-  }
-  for (const [id, http] of members) {
-    await ensure(MEMBER_HEADER + (id.length + http.length) * 3);
-    const idLen = encoder.encodeInto(id, buf.subarray(pos + MEMBER_HEADER)).written;
-    const httpLen = encoder.encodeInto(http, buf.subarray(pos + MEMBER_HEADER + idLen)).written;
-    view.setUint8(pos, TAG_MEMBER);
-    view.setUint32(pos + 1, idLen);
-    view.setUint32(pos + 5, httpLen);
-    pos += MEMBER_HEADER + idLen + httpLen;
-    records++;
-  }
-  await ensure(END_SIZE);
-  view.setUint8(pos, TAG_END);
-  view.setFloat64(pos + 1, records);
-  pos += END_SIZE;
-  await flush();
+  const encoder = new KvSnapshotEncoder(sink, chunkSize);
+  for (const [key, item] of items) await encoder.put(key, item);
+  for (const [id, http] of members) await encoder.member(id, http);
+  await encoder.finish();
 }
 
 /**
@@ -238,27 +298,44 @@ async function drainThenThrow(it: AsyncIterator<Uint8Array>, cause: unknown): Pr
 }
 
 /**
- * Parse a snapshot stream incrementally. Throws a `CorruptionError` when the
- * stream is not in this format, truncated, or has bytes after the end marker
- * (or the source's own error, e.g. a failed checksum naming the file, when
- * reading the source fails).
+ * One record of a snapshot stream: a key, or a member's HTTP address.
  *
  * @example
  * ```ts
- * import { readKvSnapshot } from "./kv_snapshot.ts";
- * try {
- *   await readKvSnapshot((async function* () { yield new Uint8Array([1, 2, 3]); })());
- * } catch (e) {
- *   console.log((e as Error).message);
+ * import type { KvRecord } from "./kv_snapshot.ts";
+ * const r: KvRecord = { type: "member", id: "n1", http: "http://127.0.0.1:8001" };
+ * ```
+ */
+export type KvRecord =
+  | { type: "kv"; key: string; item: KvItem }
+  | { type: "member"; id: string; http: string };
+
+/**
+ * Parse a snapshot stream record by record, as chunks arrive: memory stays
+ * bounded by the largest record. Throws a `CorruptionError` when the stream
+ * is not in this format, truncated, or has bytes after the end marker (or
+ * the source's own error, e.g. a failed checksum naming the file, when
+ * reading the source fails); records yielded before that must not be trusted.
+ *
+ * @example
+ * ```ts
+ * import { readKvSnapshotRecords, writeKvSnapshot } from "./kv_snapshot.ts";
+ * const chunks: Uint8Array[] = [];
+ * await writeKvSnapshot(new Map(), new Map([["n1", "http://h:1"]]), {
+ *   write: async (c) => { chunks.push(c); },
+ * });
+ * for await (const r of readKvSnapshotRecords((async function* () { yield* chunks; })())) {
+ *   console.log(r.type); // "member"
  * }
  * ```
  */
-export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<KvSnapshotState> {
+export async function* readKvSnapshotRecords(
+  data: AsyncIterable<Uint8Array>,
+): AsyncGenerator<KvRecord> {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const items = new Map<string, KvItem>();
-  const members = new Map<string, string>();
   const q = new ByteQueue();
+  const out: KvRecord[] = [];
   let sawMagic = false;
   let ended = false;
   let records = 0;
@@ -268,15 +345,15 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
     // Errors of the source itself (I/O, a failed checksum) pass through as they are.
     const next = await it.next();
     if (next.done) break;
-    const chunk = next.value;
     try {
-      consume(chunk);
+      consume(next.value);
     } catch (e) {
       return await drainThenThrow(it, e);
     }
+    yield* out;
+    out.length = 0;
   }
   if (!ended) corrupt(sawMagic ? "truncated (no end marker)" : "truncated (no magic)");
-  return { items, members };
 
   function consume(chunk: Uint8Array): void {
     if (ended) {
@@ -300,10 +377,10 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
         const head = view(q.take(KV_HEADER));
         const key = decoder.decode(q.take(keyLen));
         const value = q.take(valueLen);
-        items.set(key, {
-          value,
-          createIndex: head.getFloat64(9),
-          modifyIndex: head.getFloat64(17),
+        out.push({
+          type: "kv",
+          key,
+          item: { value, createIndex: head.getFloat64(9), modifyIndex: head.getFloat64(17) },
         });
       } else if (tag === TAG_MEMBER) {
         if (q.length < MEMBER_HEADER) break;
@@ -312,7 +389,7 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
         if (q.length < MEMBER_HEADER + idLen + httpLen) break;
         q.take(MEMBER_HEADER);
         const id = decoder.decode(q.take(idLen));
-        members.set(id, decoder.decode(q.take(httpLen)));
+        out.push({ type: "member", id, http: decoder.decode(q.take(httpLen)) });
       } else if (tag === TAG_END) {
         if (q.length < END_SIZE) break;
         const count = view(q.take(END_SIZE)).getFloat64(1);
@@ -326,4 +403,28 @@ export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<K
       records++;
     }
   }
+}
+
+/**
+ * Parse a whole snapshot stream into maps (see
+ * {@linkcode readKvSnapshotRecords} for the errors).
+ *
+ * @example
+ * ```ts
+ * import { readKvSnapshot } from "./kv_snapshot.ts";
+ * try {
+ *   await readKvSnapshot((async function* () { yield new Uint8Array([1, 2, 3]); })());
+ * } catch (e) {
+ *   console.log((e as Error).message);
+ * }
+ * ```
+ */
+export async function readKvSnapshot(data: AsyncIterable<Uint8Array>): Promise<KvSnapshotState> {
+  const items = new Map<string, KvItem>();
+  const members = new Map<string, string>();
+  for await (const r of readKvSnapshotRecords(data)) {
+    if (r.type === "kv") items.set(r.key, r.item);
+    else members.set(r.id, r.http);
+  }
+  return { items, members };
 }
