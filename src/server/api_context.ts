@@ -8,9 +8,10 @@
 import { NotLeaderError } from "../errors.ts";
 import type { LeaderInfo } from "../errors.ts";
 import type { Raft } from "../raft.ts";
+import type { SnapshotStore } from "../storage/types.ts";
 import type { KvFsm, KvResult } from "./kv_fsm.ts";
 import { type LeaderRef, unavailable } from "./errors.ts";
-import { FORWARDED_HEADER, forwardRequest } from "./forward.ts";
+import { FORWARDED_HEADER, type ForwardOptions, forwardRequest } from "./forward.ts";
 import type { HttpMetrics } from "./metrics.ts";
 
 /**
@@ -45,6 +46,8 @@ export interface ApiContext {
   readonly metrics: HttpMetrics;
   /** fetch used to forward (tests may replace it). */
   readonly fetch: typeof fetch;
+  /** Where the node keeps its snapshots (backups stream from there), if the API may read it. */
+  readonly snapshotStore: SnapshotStore | undefined;
 }
 
 /**
@@ -79,6 +82,7 @@ export async function forwardToLeader(
   url: URL,
   body: Uint8Array | undefined,
   leader: LeaderInfo | undefined,
+  options: ForwardOptions = {},
 ): Promise<Response> {
   const ref = leaderRef(ctx, leader);
   if (!ref) throw unavailable("no leader is known right now; retry shortly", undefined);
@@ -108,6 +112,7 @@ export async function forwardToLeader(
       ctx.raft.id,
       ctx.timeoutMs + 2000,
       ctx.fetch,
+      options,
     );
   } catch (e) {
     ctx.metrics.forwardErrors++;
@@ -137,14 +142,17 @@ export async function onLeader(
   url: URL,
   body: Uint8Array | undefined,
   op: () => Promise<Response>,
+  options: ForwardOptions = {},
 ): Promise<Response> {
   if (ctx.raft.state !== "leader") {
-    return await forwardToLeader(ctx, req, url, body, ctx.raft.leader);
+    return await forwardToLeader(ctx, req, url, body, ctx.raft.leader, options);
   }
   try {
     return await op();
   } catch (e) {
-    if (e instanceof NotLeaderError) return await forwardToLeader(ctx, req, url, body, e.leader);
+    if (e instanceof NotLeaderError) {
+      return await forwardToLeader(ctx, req, url, body, e.leader, options);
+    }
     throw e;
   }
 }

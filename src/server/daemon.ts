@@ -18,6 +18,7 @@ import { lockDataDir } from "./data_dir_lock.ts";
 import { createApi } from "./http_api.ts";
 import { KvFsm, type KvResult } from "./kv_fsm.ts";
 import { NodeIdentity } from "./node_identity.ts";
+import { checkNoUnfinishedRestore } from "./restore.ts";
 import { joinCluster, MemberRegistrar } from "./registrar.ts";
 import { checkHostPort, checkServerId, normalizeHttpUrl } from "./validate.ts";
 
@@ -190,6 +191,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // Before anything reads or repairs the stores: one process per directory.
     const lock = await lockDataDir(options.dataDir);
     cleanups.push(() => lock.release());
+    await checkNoUnfinishedRestore(options.dataDir);
     const identity = await NodeIdentity.open(options.dataDir);
     await identity.claim(options.id);
     const logStore = await FileLogStore.open(`${options.dataDir}/log`);
@@ -268,6 +270,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       timeoutMs: options.timeoutMs,
       version: options.version,
       clusterId: () => identity.clusterId,
+      snapshotStore,
     });
     handler = api.handler;
     log.info("{id} serving: raft {raft}, http {http}, data {data}", {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { idleWatch } from "./idle_watch.ts";
+
 /**
  * Marks a forwarded request (value: the forwarding node's id) so it is never forwarded twice.
  *
@@ -41,6 +43,7 @@ export async function forwardRequest(
   selfId: string,
   timeoutMs: number,
   fetchFn: typeof fetch = fetch,
+  options: ForwardOptions = {},
 ): Promise<Response> {
   const headers = new Headers();
   for (const name of REQUEST_HEADERS) {
@@ -49,20 +52,65 @@ export async function forwardRequest(
   }
   headers.set(FORWARDED_HEADER, selfId);
   const target = new URL(url.pathname + url.search, baseUrl);
-  const res = await fetchFn(target, {
-    method: req.method,
-    headers,
-    body: body && req.method !== "GET" && req.method !== "HEAD"
-      ? body as Uint8Array<ArrayBuffer>
-      : undefined,
-    redirect: "manual",
-    signal: AbortSignal.timeout(timeoutMs),
-  });
+  // The deadline covers the answer's headers; a streamed body is then watched for stalls.
+  const abort = new AbortController();
+  const timer = setTimeout(
+    () => abort.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")),
+    timeoutMs,
+  );
+  let res: Response;
+  try {
+    res = await fetchFn(target, {
+      method: req.method,
+      headers,
+      body: body && req.method !== "GET" && req.method !== "HEAD"
+        ? body as Uint8Array<ArrayBuffer>
+        : undefined,
+      redirect: "manual",
+      signal: abort.signal,
+    });
+  } catch (e) {
+    clearTimeout(timer);
+    throw e;
+  }
   const out = new Headers();
   for (const [name, value] of res.headers) {
     if (RESPONSE_HEADERS.includes(name) || name.startsWith("x-raft")) out.set(name, value);
   }
-  // Read fully so a leader that dies mid-body becomes a clean error here.
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  return new Response(bytes, { status: res.status, headers: out });
+  if (options.stream !== undefined && res.ok && res.body !== null) {
+    clearTimeout(timer);
+    out.set("content-type", res.headers.get("content-type") ?? "application/octet-stream");
+    const disposition = res.headers.get("content-disposition");
+    if (disposition !== null) out.set("content-disposition", disposition);
+    const stalled = `the leader sent nothing for ${options.stream.idleMs} ms`;
+    return new Response(res.body.pipeThrough(idleWatch(options.stream.idleMs, abort, stalled)), {
+      status: res.status,
+      headers: out,
+    });
+  }
+  try {
+    // Read fully so a leader that dies mid-body becomes a clean error here.
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return new Response(bytes, { status: res.status, headers: out });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Options of {@linkcode forwardRequest}.
+ *
+ * @example
+ * ```ts
+ * import type { ForwardOptions } from "./forward.ts";
+ * const options: ForwardOptions = { stream: { idleMs: 30_000 } };
+ * ```
+ */
+export interface ForwardOptions {
+  /**
+   * Pass a successful answer's body through as it arrives instead of reading
+   * it whole (a backup is too large for memory); it is cut off when no byte
+   * comes for `idleMs`.
+   */
+  stream?: { idleMs: number };
 }

@@ -6,7 +6,7 @@
  * Routes: `/v1/kv/{key}` (GET/PUT/DELETE), `/v1/kv/?prefix=` (GET),
  * `/v1/status`, `/v1/peers` (GET/POST), `/v1/peers/{id}` (DELETE),
  * `/v1/peers/{id}/demote` (POST), `/v1/members/{id}` (PUT),
- * `/v1/snapshot` (POST), `/v1/leadership-transfer` (POST), `/metrics`,
+ * `/v1/snapshot` (POST: compaction; GET: a backup), `/v1/leadership-transfer` (POST), `/metrics`,
  * `/health`. Errors are `{"error": "...", "leader"?: {...}}`.
  *
  * @module
@@ -14,6 +14,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Raft } from "../raft.ts";
+import type { SnapshotStore } from "../storage/types.ts";
 import type { ApiContext } from "./api_context.ts";
 import { leaderRef } from "./api_context.ts";
 import { BearerAuth } from "./auth.ts";
@@ -33,6 +34,7 @@ import {
   takeSnapshot,
   transferLeadership,
 } from "./routes_cluster.ts";
+import { getSnapshot } from "./routes_backup.ts";
 import { deleteKey, getKey, listKeys, putKey } from "./routes_kv.ts";
 import { decodePath } from "./validate.ts";
 
@@ -66,6 +68,8 @@ export interface ApiOptions {
   clusterId?: () => string | undefined;
   /** fetch used to forward to the leader (tests may replace it). */
   fetch?: typeof fetch;
+  /** The node's snapshot store, from which `GET /v1/snapshot` streams backups. */
+  snapshotStore?: SnapshotStore;
 }
 
 /**
@@ -135,6 +139,7 @@ export function createApi(options: ApiOptions): Api {
     clusterId: options.clusterId ?? (() => undefined),
     metrics: new HttpMetrics(),
     fetch: options.fetch ?? fetch,
+    snapshotStore: options.snapshotStore,
   };
   const auth = options.token !== undefined ? new BearerAuth(options.token) : undefined;
   const progress = new ApplyProgress();
@@ -153,7 +158,14 @@ export function createApi(options: ApiOptions): Api {
       param: "",
       methods: { GET: () => listPeers(ctx), POST: (req, url) => addPeer(ctx, req, url) },
     },
-    "/v1/snapshot": { name: "snapshot", param: "", methods: { POST: () => takeSnapshot(ctx) } },
+    "/v1/snapshot": {
+      name: "snapshot",
+      param: "",
+      methods: {
+        GET: (req, url) => getSnapshot(ctx, req, url),
+        POST: () => takeSnapshot(ctx),
+      },
+    },
     "/v1/leadership-transfer": {
       name: "leadership_transfer",
       param: "",

@@ -271,7 +271,8 @@ export async function registerMember(
 
 /**
  * POST /v1/snapshot → takes a snapshot on this node now (compaction) →
- * `{"index","term","id","size"}`.
+ * `{"index","term","id","size"}`; when nothing was applied since the last
+ * one, `{"index","unchanged":true}` (not an error: the log is as compact as it gets).
  *
  * @example
  * ```ts ignore
@@ -280,7 +281,15 @@ export async function registerMember(
  * ```
  */
 export async function takeSnapshot(ctx: ApiContext): Promise<Response> {
-  const info = await ctx.raft.snapshot();
+  const r = ctx.raft;
+  if (r.appliedIndex <= r.lastSnapshotIndex) {
+    return jsonResponse(200, {
+      index: r.lastSnapshotIndex,
+      appliedIndex: r.appliedIndex,
+      unchanged: true,
+    });
+  }
+  const info = await r.snapshot();
   return jsonResponse(200, { index: info.index, term: info.term, id: info.id, size: info.size });
 }
 
