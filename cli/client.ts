@@ -6,6 +6,7 @@
  */
 
 import { env, readTextFile } from "../src/platform/process.ts";
+import { idleWatch } from "../src/server/idle_watch.ts";
 import { CliError, type Parsed, serverUrl, str } from "./args.ts";
 
 /** An API error body. */
@@ -42,16 +43,29 @@ export class ApiClient {
     this.#retryMs = retryMs;
   }
 
-  /** Send a request; non-2xx answers become a {@linkcode CliError} (unless `accept` lists the status). */
+  /**
+   * Send a request; non-2xx answers become a {@linkcode CliError} (unless
+   * `accept` lists the status). The answer must arrive within 30 s; with
+   * `stream`, its body may then take any time but must not stall for 60 s.
+   */
   async request(
     method: string,
     path: string,
     body?: Uint8Array | string,
     accept: number[] = [],
+    options: { stream?: boolean } = {},
   ): Promise<Response> {
     const deadline = Date.now() + this.#retryMs;
     for (;;) {
       let res: Response;
+      // A streamed body outlives the answer's deadline, so that one must be cancellable.
+      const abort = new AbortController();
+      const timer = options.stream
+        ? setTimeout(
+          () => abort.abort(new DOMException("no answer within 30 s", "TimeoutError")),
+          30_000,
+        )
+        : undefined;
       try {
         res = await fetch(new URL(path, this.server), {
           method,
@@ -60,11 +74,19 @@ export class ApiClient {
             ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
           },
           body: body as BodyInit | undefined,
-          signal: AbortSignal.timeout(30_000),
+          signal: options.stream ? abort.signal : AbortSignal.timeout(30_000),
         });
       } catch (e) {
+        clearTimeout(timer);
         const cause = (e as Error).message.split("\n")[0];
         throw new CliError(`cannot reach raftd at ${this.server}: ${cause}`);
+      }
+      clearTimeout(timer);
+      if (options.stream && res.ok && res.body !== null) {
+        const watched = res.body.pipeThrough(
+          idleWatch(60_000, abort, `${this.server} sent nothing for 60 s`),
+        );
+        return new Response(watched, { status: res.status, headers: res.headers });
       }
       if (res.ok || accept.includes(res.status)) return res;
       const text = await res.text();

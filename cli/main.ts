@@ -27,7 +27,7 @@ Commands:
   serve             run a node (raftd serve --id n1 --data ./data/n1 --bootstrap)
   status            show a node's view of the cluster
   peers             list|add|remove|demote cluster members
-  snapshot          take a snapshot on a node now
+  snapshot          compact a node's log now; save|inspect|restore backups
   transfer-leader   hand leadership to another voter
   kv                get|put|del|list keys
   demo              start a local 3-node cluster
@@ -84,12 +84,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command(rest);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CliError) {
-      writeStderr(`error: ${e.message}\n`);
-      return e.exitCode;
-    }
-    writeStderr(`error: raftd ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    const known = e instanceof UsageError || e instanceof CliError;
+    const message = known
+      ? e.message
+      : `raftd ${name}: ${e instanceof Error ? e.message : String(e)}`;
+    const code = known ? e.exitCode : 1;
+    // Scripts asking for JSON get their errors as JSON too (on stderr, like the text).
+    if (rest.includes("--json")) {
+      writeStderr(JSON.stringify({ error: message, exitCode: code }) + "\n");
+    } else writeStderr(`error: ${message}\n`);
+    return code;
   }
 }
 

@@ -45,6 +45,7 @@ export interface StatusBody {
   configuration: { id: string; raft: string; http: string | null; suffrage: string }[];
   keys?: number;
   version?: string;
+  clusterId?: string | null;
 }
 
 /**
@@ -66,10 +67,12 @@ export function formatStatus(s: StatusBody): string {
   }
   return [
     `id:        ${s.id}`,
+    `cluster:   ${s.clusterId ?? "none yet"}`,
     `state:     ${s.state} (term ${s.term})`,
     `leader:    ${leader}`,
     `indexes:   commit ${s.commitIndex}, applied ${s.appliedIndex}, last ${s.lastIndex}, snapshot ${s.lastSnapshotIndex}`,
     ...(s.keys !== undefined ? [`keys:      ${s.keys}`] : []),
+    ...(s.version !== undefined ? [`version:   ${s.version}`] : []),
     `configuration${s.configurationIndex !== undefined ? ` (index ${s.configurationIndex})` : ""}:`,
     table(rows).split("\n").map((l) => `  ${l}`.trimEnd()).join("\n"),
   ].join("\n");
