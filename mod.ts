@@ -1,6 +1,11 @@
 /**
  * raftd: the Raft consensus protocol for TypeScript.
  *
+ * This module (`@raftd/raftd`) is the library. Two more entry points:
+ * `@raftd/raftd/testing` (an in-memory network with fault injection, memory
+ * stores and `formCluster`, for your own tests) and `@raftd/raftd/cli` (the `raftd` command:
+ * `deno run -A jsr:@raftd/raftd/cli serve …`).
+ *
  * A {@linkcode Raft} node replicates a log of commands to a cluster of
  * servers and applies them, in the same order on every server, to your
  * state machine ({@linkcode FSM}). It is modelled on hashicorp/raft's API and
@@ -12,13 +17,18 @@
  * Storage and transport are pluggable: {@linkcode FileLogStore},
  * {@linkcode FileStableStore} and {@linkcode FileSnapshotStore} keep state
  * on disk; {@linkcode TcpTransport} talks to other servers; the memory
- * versions serve tests.
+ * versions (in `@raftd/raftd/testing`) serve tests.
+ *
+ * The library is silent by default. It logs through LogTape under the
+ * category `"raftd"`; {@linkcode Logger} shows the one call that routes it
+ * to the console.
  *
  * @example A three-node cluster in one process (memory stores and network)
  * ```ts
+ * import { type FSMEntry, Raft } from "./mod.ts";
  * import {
- *   type FSMEntry, MemoryLogStore, MemoryNetwork, MemorySnapshotStore, MemoryStableStore, Raft,
- * } from "./mod.ts";
+ *   MemoryLogStore, MemoryNetwork, MemorySnapshotStore, MemoryStableStore,
+ * } from "./testing.ts";
  *
  * class Log {
  *   lines: string[] = [];
@@ -74,11 +84,13 @@ export {
 } from "./src/raft.ts";
 export {
   type Config,
+  DEFAULT_CONFIG,
   type ReloadableConfig,
   type ResolvedConfig,
   validateConfig,
 } from "./src/config.ts";
 export type { FSM, FSMEntry, FSMSnapshot } from "./src/fsm.ts";
+export type { Logger } from "./src/logger.ts";
 export {
   AbortError,
   type CommitOutcome,
@@ -95,10 +107,15 @@ export {
   TimeoutError,
 } from "./src/errors.ts";
 export {
+  type AppendRequest,
+  type AppendResponse,
   type Configuration,
   type Entry,
   EntryType,
   type HardState,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type InstallSnapshotRequest,
   type Message,
   type RaftState,
   type Server,
@@ -106,7 +123,46 @@ export {
   type ServerId,
   type SnapshotMeta,
   type Suffrage,
+  type TimeoutNowRequest,
+  type VoteRequest,
+  type VoteResponse,
 } from "./src/core/types.ts";
 export type { Histogram } from "./src/metrics.ts";
-export * from "./src/storage/mod.ts";
-export * from "./src/transport/mod.ts";
+export type {
+  LogStore,
+  SnapshotInfo,
+  SnapshotSink,
+  SnapshotSource,
+  SnapshotStore,
+  StableStore,
+} from "./src/storage/types.ts";
+export {
+  FileLogStore,
+  type FileLogStoreOptions,
+  type FileLogStoreStats,
+} from "./src/storage/file_log_store.ts";
+export { FileStableStore, type FileStableStoreOptions } from "./src/storage/file_stable_store.ts";
+export {
+  FileSnapshotStore,
+  type FileSnapshotStoreOptions,
+  openLatestValid,
+  type VerifiableSnapshotStore,
+} from "./src/storage/file_snapshot_store.ts";
+// The file stores take an optional `fs` (to count syncs or inject faults in tests).
+export type { DirEntry, FileHandle, FileInfo, FileSystem, OpenOptions } from "./src/platform/fs.ts";
+export type { Transport, TransportHandler } from "./src/transport/types.ts";
+export {
+  type TcpPeerStats,
+  TcpTransport,
+  type TcpTransportOptions,
+  type TcpTransportStats,
+  type TcpTransportTlsOptions,
+} from "./src/transport/tcp_transport.ts";
+// A custom transport can carry messages in the same validated encoding as the TCP one.
+export { decodeMessage, encodeMessage } from "./src/transport/codec.ts";
+export {
+  FrameTooLargeError,
+  ProtocolError,
+  SnapshotRejectedError,
+  TransportError,
+} from "./src/transport/errors.ts";

@@ -15,9 +15,12 @@ import type { ServerAddress, ServerId } from "./core/types.ts";
  * import { RaftError, NotLeaderError } from "./errors.ts";
  * const e = new NotLeaderError(undefined);
  * console.log(e instanceof RaftError); // true
+ * console.log(new RaftError("something failed").name); // "RaftError"
  * ```
  */
 export class RaftError extends Error {
+  /** Always `"RaftError"`, also in bundled or minified code. */
+  override name: string = "RaftError";
   /** Creates the error with a message. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -45,6 +48,8 @@ export interface LeaderInfo {
  * ```
  */
 export class NotLeaderError extends RaftError {
+  /** Always `"NotLeaderError"`, also in bundled or minified code. */
+  override name: string = "NotLeaderError";
   /** The known leader, or undefined when none is known. */
   readonly leader: LeaderInfo | undefined;
   /** Creates the error naming the known leader. */
@@ -80,6 +85,8 @@ export type CommitOutcome = "committed" | "not_committed" | "unknown";
  * ```
  */
 export class LeadershipLostError extends RaftError {
+  /** Always `"LeadershipLostError"`, also in bundled or minified code. */
+  override name: string = "LeadershipLostError";
   /** What is known of the entry's fate. */
   readonly outcome: CommitOutcome;
   /** Creates the error with the entry's known fate. */
@@ -101,6 +108,8 @@ export class LeadershipLostError extends RaftError {
  * ```
  */
 export class TimeoutError extends RaftError {
+  /** Always `"TimeoutError"`, also in bundled or minified code. */
+  override name: string = "TimeoutError";
   /** What is known of the entry's fate (always "not_committed" for reads). */
   readonly outcome: CommitOutcome;
   /** Creates the error naming the operation and the timeout in ms. */
@@ -120,6 +129,8 @@ export class TimeoutError extends RaftError {
  * ```
  */
 export class AbortError extends RaftError {
+  /** Always `"AbortError"`, also in bundled or minified code. */
+  override name: string = "AbortError";
   /** What is known of the entry's fate. */
   readonly outcome: CommitOutcome;
   /** Creates the error naming the aborted operation. */
@@ -139,6 +150,8 @@ export class AbortError extends RaftError {
  * ```
  */
 export class ShutdownError extends RaftError {
+  /** Always `"ShutdownError"`, also in bundled or minified code. */
+  override name: string = "ShutdownError";
   /** Creates the error. */
   constructor(message = "raft is shut down") {
     super(message);
@@ -155,7 +168,10 @@ export class ShutdownError extends RaftError {
  * console.log(new ConfigurationError("server n9 is not in the configuration").message);
  * ```
  */
-export class ConfigurationError extends RaftError {}
+export class ConfigurationError extends RaftError {
+  /** Always `"ConfigurationError"`, also in bundled or minified code. */
+  override name: string = "ConfigurationError";
+}
 
 /**
  * Stored data failed its checksum or structure check. `file` and `offset`
@@ -169,6 +185,8 @@ export class ConfigurationError extends RaftError {}
  * ```
  */
 export class CorruptionError extends RaftError {
+  /** Always `"CorruptionError"`, also in bundled or minified code. */
+  override name: string = "CorruptionError";
   /** File in which the corruption was found, if known. */
   readonly file: string | undefined;
   /** Byte offset in that file, if known. */
@@ -194,7 +212,10 @@ export class CorruptionError extends RaftError {
  * console.log(new StorageError("fsync failed").message);
  * ```
  */
-export class StorageError extends RaftError {}
+export class StorageError extends RaftError {
+  /** Always `"StorageError"`, also in bundled or minified code. */
+  override name: string = "StorageError";
+}
 
 /**
  * A leadership transfer failed: the target is unknown, not a voter, or did
@@ -206,7 +227,10 @@ export class StorageError extends RaftError {}
  * console.log(new LeadershipTransferError("no voter to transfer to").message);
  * ```
  */
-export class LeadershipTransferError extends RaftError {}
+export class LeadershipTransferError extends RaftError {
+  /** Always `"LeadershipTransferError"`, also in bundled or minified code. */
+  override name: string = "LeadershipTransferError";
+}
 
 /**
  * An operation is not possible in the node's current condition, e.g.
@@ -218,4 +242,7 @@ export class LeadershipTransferError extends RaftError {}
  * console.log(new InvalidStateError("cluster already bootstrapped").message);
  * ```
  */
-export class InvalidStateError extends RaftError {}
+export class InvalidStateError extends RaftError {
+  /** Always `"InvalidStateError"`, also in bundled or minified code. */
+  override name: string = "InvalidStateError";
+}

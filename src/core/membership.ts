@@ -6,6 +6,7 @@
  */
 
 import type { Configuration, Server, ServerAddress, ServerId, Suffrage } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 /**
  * A single membership change, applied to the latest configuration.
@@ -89,7 +90,7 @@ export function checkConfiguration(value: unknown): Configuration {
   const servers: Server[] = [];
   for (const [i, s] of (value as { servers: unknown[] }).servers.entries()) {
     if (s === null || typeof s !== "object") {
-      throw new TypeError(`configuration.servers[${i}] must be an object, got ${s}`);
+      throw new TypeError(`configuration.servers[${i}] must be an object, got ${describeValue(s)}`);
     }
     const { id, address, suffrage } = s as Record<string, unknown>;
     if (typeof id !== "string" || id.length === 0) {
@@ -119,8 +120,9 @@ export function checkConfiguration(value: unknown): Configuration {
  * @example
  * ```ts
  * import { applyChange } from "./membership.ts";
- * const next = applyChange({ servers: [] }, { op: "addNonvoter", id: "n2", address: "h:2" });
- * console.log(next.servers[0].suffrage); // "nonvoter"
+ * const current = { servers: [{ id: "n1", address: "h:1", suffrage: "voter" as const }] };
+ * const next = applyChange(current, { op: "addNonvoter", id: "n2", address: "h:2" });
+ * console.log(next.servers[1].suffrage); // "nonvoter"
  * ```
  */
 export function applyChange(current: Configuration, change: ConfigurationChange): Configuration {

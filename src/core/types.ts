@@ -141,11 +141,17 @@ export interface SnapshotMeta {
 
 /** Ask a server for its (pre-)vote. */
 export interface VoteRequest {
+  /** Discriminates the {@linkcode Message} union. */
   type: "vote";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** Index of the candidate's last log entry. */
   lastLogIndex: number;
+  /** Term of the candidate's last log entry. */
   lastLogTerm: number;
   /** A pre-vote asks "would you vote for me?" without changing anyone's term. */
   preVote: boolean;
@@ -155,22 +161,35 @@ export interface VoteRequest {
 
 /** Answer to a {@linkcode VoteRequest}. */
 export interface VoteResponse {
+  /** Discriminates the {@linkcode Message} union. */
   type: "vote_resp";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** Whether the vote (or pre-vote) was granted. */
   granted: boolean;
+  /** Answers a pre-vote. */
   preVote: boolean;
 }
 
 /** Replicate entries (possibly none) after `prevIndex`. */
 export interface AppendRequest {
+  /** Discriminates the {@linkcode Message} union. */
   type: "append";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** Index of the entry just before `entries`. */
   prevIndex: number;
+  /** Term of the entry at `prevIndex`. */
   prevTerm: number;
+  /** Entries to append after `prevIndex`; empty when only probing. */
   entries: Entry[];
   /** Leader's commit index. */
   commit: number;
@@ -178,10 +197,15 @@ export interface AppendRequest {
 
 /** Answer to an {@linkcode AppendRequest} or {@linkcode InstallSnapshotRequest}. */
 export interface AppendResponse {
+  /** Discriminates the {@linkcode Message} union. */
   type: "append_resp";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** Whether the entries were appended (or the snapshot installed). */
   success: boolean;
   /** On success the follower's matching last index; on rejection the rejected `prevIndex`. */
   index: number;
@@ -193,9 +217,13 @@ export interface AppendResponse {
 
 /** Leader's liveness signal; also confirms leadership for ReadIndex via `context`. */
 export interface HeartbeatRequest {
+  /** Discriminates the {@linkcode Message} union. */
   type: "heartbeat";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
   /** min(follower match, leader commit): never asks a follower to commit what it may not have. */
   commit: number;
@@ -205,10 +233,15 @@ export interface HeartbeatRequest {
 
 /** Answer to a {@linkcode HeartbeatRequest}. */
 export interface HeartbeatResponse {
+  /** Discriminates the {@linkcode Message} union. */
   type: "heartbeat_resp";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** The heartbeat's `context`, echoed. */
   context: number;
 }
 
@@ -217,18 +250,27 @@ export interface HeartbeatResponse {
  * message (streamed by the transport); the core only sees the metadata.
  */
 export interface InstallSnapshotRequest {
+  /** Discriminates the {@linkcode Message} union. */
   type: "snapshot";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
+  /** What the snapshot covers. */
   meta: SnapshotMeta;
 }
 
 /** Leadership transfer: the target starts an election at once. */
 export interface TimeoutNowRequest {
+  /** Discriminates the {@linkcode Message} union. */
   type: "timeout_now";
+  /** Sender's current term. */
   term: number;
+  /** Sender's server id. */
   from: ServerId;
+  /** Receiver's server id. */
   to: ServerId;
 }
 

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
+import type { Logger } from "../logger.ts";
 import type { Entry } from "../core/types.ts";
 import { CorruptionError, StorageError } from "../errors.ts";
 import { defaultFileSystem, type FileHandle, type FileSystem } from "../platform/fs.ts";
@@ -34,6 +35,7 @@ import {
   segmentFileName,
 } from "./log_format.ts";
 import type { LogStore } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 const MIB = 1024 * 1024;
 const DEFAULT_SEGMENT_BYTES = 64 * MIB;
@@ -211,7 +213,7 @@ export class FileLogStore implements LogStore {
     this.#segmentBytes = Math.min(seg, MAX_SEGMENT_FILE_BYTES);
     const cache = options.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
     if (!Number.isSafeInteger(cache) || cache < 0) {
-      throw new RangeError(`cacheEntries must be an integer >= 0, got ${cache}`);
+      throw new RangeError(`cacheEntries must be an integer >= 0, got ${describeValue(cache)}`);
     }
     this.#ring = new Array(cache);
   }
@@ -248,17 +250,62 @@ export class FileLogStore implements LogStore {
     return store;
   }
 
-  /** Counters since open. */
+  /**
+   * Counters since open.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([{ index: 1, term: 1, type: EntryType.Normal, data }]);
+   * console.log(log.stats.entriesWritten, log.stats.syncs > 0); // 1 true
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   get stats(): FileLogStoreStats {
     return { segments: this.#segments.length, ...this.#stats };
   }
 
-  /** Index of the first stored entry, 0 when empty. */
+  /**
+   * Index of the first stored entry, 0 when empty.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([5, 6].map((index) => ({ index, term: 1, type: EntryType.Normal, data })));
+   * console.log(await log.firstIndex()); // 5
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   firstIndex(): Promise<number> {
     return Promise.resolve(this.#first);
   }
 
-  /** Index of the last stored entry, 0 when empty. */
+  /**
+   * Index of the last stored entry, 0 when empty.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([5, 6].map((index) => ({ index, term: 1, type: EntryType.Normal, data })));
+   * console.log(await log.lastIndex()); // 6
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   lastIndex(): Promise<number> {
     return Promise.resolve(this.#last);
   }
@@ -267,6 +314,19 @@ export class FileLogStore implements LogStore {
    * The entry at `index`, or undefined when it is not stored.
    *
    * @throws {CorruptionError} When the record on disk fails its checksum.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([{ index: 1, term: 2, type: EntryType.Normal, data }]);
+   * console.log((await log.getLog(1))?.term, await log.getLog(2)); // 2 undefined
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   getLog(index: number): Promise<Entry | undefined> {
     if (this.#closed) return Promise.reject(new StorageError("the log store is closed"));
@@ -287,6 +347,19 @@ export class FileLogStore implements LogStore {
    * Entries `from..to` inclusive that are stored, in order.
    *
    * @throws {CorruptionError} When a record on disk fails its checksum.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([1, 2, 3].map((index) => ({ index, term: 1, type: EntryType.Normal, data })));
+   * console.log((await log.getLogs(2, 10)).map((e) => e.index)); // [2, 3]
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   getLogs(from: number, to: number): Promise<Entry[]> {
     if (this.#closed) return Promise.reject(new StorageError("the log store is closed"));
@@ -323,6 +396,20 @@ export class FileLogStore implements LogStore {
    * @throws {RangeError} When the batch's indexes are not contiguous or do not follow the log.
    * @throws {StorageError} When the write or the sync failed; the store then
    *   refuses further writes until reopened.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([{ index: 1, term: 1, type: EntryType.Normal, data }]); // on disk now
+   * await log.storeLogs([{ index: 9, term: 1, type: EntryType.Normal, data }])
+   *   .catch((e: Error) => console.log(e.name)); // RangeError: 2 was expected
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   storeLogs(entries: Entry[]): Promise<void> {
     if (this.#closed) return Promise.reject(new StorageError("the log store is closed"));
@@ -362,6 +449,21 @@ export class FileLogStore implements LogStore {
    *
    * @throws {RangeError} For a range strictly inside the log.
    * @throws {StorageError} When the files cannot be changed.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.storeLogs([1, 2, 3, 4].map((index) => ({ index, term: 1, type: EntryType.Normal, data })));
+   * await log.deleteRange(1, 2); // compaction after a snapshot at 2
+   * await log.deleteRange(4, 4); // a conflicting tail
+   * console.log(await log.firstIndex(), await log.lastIndex()); // 3 3
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   deleteRange(min: number, max: number): Promise<void> {
     if (this.#closed) return Promise.reject(new StorageError("the log store is closed"));
@@ -375,7 +477,20 @@ export class FileLogStore implements LogStore {
     });
   }
 
-  /** Wait for queued writes, then release files and handles. */
+  /**
+   * Wait for queued writes, then release files and handles.
+   *
+   * @example
+   * ```ts
+   * import { FileLogStore } from "./file_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const dir = await Deno.makeTempDir();
+   * const log = await FileLogStore.open(dir);
+   * const data = new Uint8Array([1]);
+   * await log.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -15,7 +15,8 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
+import type { Logger } from "../logger.ts";
 import type { Configuration, Server, SnapshotMeta } from "../core/types.ts";
 import { CorruptionError, InvalidStateError, StorageError } from "../errors.ts";
 import { type Clock, RealClock } from "../node/clock.ts";
@@ -23,6 +24,7 @@ import { defaultFileSystem, type FileHandle, type FileSystem } from "../platform
 import { crc32c, crc32cHex, crc32cUpdate } from "./crc32c.ts";
 import { compareSnapshots } from "./snapshot_order.ts";
 import type { SnapshotInfo, SnapshotSink, SnapshotSource, SnapshotStore } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 const META = "meta.json";
 const STATE = "state.bin";
@@ -194,12 +196,12 @@ export class FileSnapshotStore implements SnapshotStore {
     this.#log = options.logger ?? getLogger(["raftd", "storage"]);
     const retain = options.retain ?? 2;
     if (!Number.isSafeInteger(retain) || retain < 1) {
-      throw new RangeError(`retain must be an integer >= 1, got ${retain}`);
+      throw new RangeError(`retain must be an integer >= 1, got ${describeValue(retain)}`);
     }
     this.#retain = retain;
     const chunk = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunk) || chunk < 1) {
-      throw new RangeError(`chunkBytes must be an integer >= 1, got ${chunk}`);
+      throw new RangeError(`chunkBytes must be an integer >= 1, got ${describeValue(chunk)}`);
     }
     this.#chunkBytes = chunk;
   }
@@ -254,6 +256,19 @@ export class FileSnapshotStore implements SnapshotStore {
    * is closed.
    *
    * @throws {StorageError} When the temporary directory cannot be created.
+   *
+   * @example
+   * ```ts
+   * import { FileSnapshotStore } from "./file_snapshot_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileSnapshotStore.open(dir);
+   * const meta = { index: 10, term: 2, configuration: { servers: [] }, configurationIndex: 1 };
+   * const sink = await store.create(meta);
+   * await sink.write(new TextEncoder().encode("state"));
+   * const info = await sink.close(); // now durable and listed
+   * console.log(info.size); // 5
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async create(meta: SnapshotMeta): Promise<SnapshotSink> {
     if (!isCount(meta.index) || !isCount(meta.term) || !isCount(meta.configurationIndex)) {
@@ -346,6 +361,18 @@ export class FileSnapshotStore implements SnapshotStore {
    * metadata are skipped with a warning.
    *
    * @throws {StorageError} When the directory cannot be listed.
+   *
+   * @example
+   * ```ts
+   * import { FileSnapshotStore } from "./file_snapshot_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileSnapshotStore.open(dir);
+   * const meta = { index: 10, term: 2, configuration: { servers: [] }, configurationIndex: 1 };
+   * await (await store.create(meta)).close();
+   * await (await store.create({ ...meta, index: 20 })).close();
+   * console.log((await store.list()).map((s) => s.index)); // [20, 10]
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async list(): Promise<SnapshotInfo[]> {
     let entries;
@@ -389,6 +416,21 @@ export class FileSnapshotStore implements SnapshotStore {
    *
    * @throws {StorageError} When there is no snapshot `id`.
    * @throws {CorruptionError} When its metadata is damaged or the state has the wrong size.
+   *
+   * @example
+   * ```ts
+   * import { FileSnapshotStore } from "./file_snapshot_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileSnapshotStore.open(dir);
+   * const meta = { index: 10, term: 2, configuration: { servers: [] }, configurationIndex: 1 };
+   * const sink = await store.create(meta);
+   * await sink.write(new Uint8Array(3));
+   * const src = await store.open((await sink.close()).id);
+   * let bytes = 0;
+   * for await (const chunk of src.data) bytes += chunk.length; // checksum verified at the end
+   * console.log(src.info.index, bytes); // 10 3
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async open(id: string): Promise<SnapshotSource> {
     if (!ID_RE.test(id)) {
@@ -480,6 +522,17 @@ export class FileSnapshotStore implements SnapshotStore {
    *
    * @returns false when the snapshot is damaged.
    * @throws {StorageError} When there is no such snapshot or it cannot be read.
+   *
+   * @example
+   * ```ts
+   * import { FileSnapshotStore } from "./file_snapshot_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileSnapshotStore.open(dir);
+   * const meta = { index: 10, term: 2, configuration: { servers: [] }, configurationIndex: 1 };
+   * const info = await (await store.create(meta)).close();
+   * console.log(await store.verify(info.id)); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async verify(id: string): Promise<boolean> {
     try {
@@ -496,6 +549,18 @@ export class FileSnapshotStore implements SnapshotStore {
    * Remove snapshot `id` (e.g. one found damaged). Fine if it does not exist.
    *
    * @throws {StorageError} When it cannot be removed.
+   *
+   * @example
+   * ```ts
+   * import { FileSnapshotStore } from "./file_snapshot_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileSnapshotStore.open(dir);
+   * const meta = { index: 10, term: 2, configuration: { servers: [] }, configurationIndex: 1 };
+   * const info = await (await store.create(meta)).close();
+   * await store.remove(info.id);
+   * console.log(await store.list()); // []
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async remove(id: string): Promise<void> {
     if (!ID_RE.test(id)) {

@@ -16,13 +16,15 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
+import type { Logger } from "../logger.ts";
 import type { HardState } from "../core/types.ts";
 import { CorruptionError, StorageError } from "../errors.ts";
 import { defaultFileSystem, type FileSystem } from "../platform/fs.ts";
 import { writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 import type { StableStore } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 const FILE = "hardstate";
 const MAGIC = 0x52444853; // "RDHS"
@@ -94,13 +96,15 @@ function decode(b: Uint8Array, path: string): HardState {
 
 function validate(s: HardState): void {
   if (!Number.isSafeInteger(s.term) || s.term < 0) {
-    throw new RangeError(`setState: term must be an integer >= 0, got ${s.term}`);
+    throw new RangeError(`setState: term must be an integer >= 0, got ${describeValue(s.term)}`);
   }
   if (!Number.isSafeInteger(s.commit) || s.commit < 0) {
-    throw new RangeError(`setState: commit must be an integer >= 0, got ${s.commit}`);
+    throw new RangeError(
+      `setState: commit must be an integer >= 0, got ${describeValue(s.commit)}`,
+    );
   }
   if (typeof s.vote !== "string") {
-    throw new TypeError(`setState: vote must be a string, got ${typeof s.vote}`);
+    throw new TypeError(`setState: vote must be a string, got ${describeValue(s.vote)}`);
   }
   if (
     s.vote.length * 3 > MAX_VOTE_BYTES && new TextEncoder().encode(s.vote).length > MAX_VOTE_BYTES
@@ -193,7 +197,19 @@ export class FileStableStore implements StableStore {
     return store;
   }
 
-  /** The last state stored durably, or undefined for a new node. */
+  /**
+   * The last state stored durably, or undefined for a new node.
+   *
+   * @example
+   * ```ts
+   * import { FileStableStore } from "./file_stable_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileStableStore.open(dir);
+   * console.log(await store.getState()); // undefined: a new node
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   getState(): Promise<HardState | undefined> {
     const s = this.#durable;
     return Promise.resolve(s && { term: s.term, vote: s.vote, commit: s.commit });
@@ -204,6 +220,17 @@ export class FileStableStore implements StableStore {
    *
    * @throws {RangeError} When term or commit is not a non-negative integer.
    * @throws {StorageError} When the file cannot be written.
+   *
+   * @example
+   * ```ts
+   * import { FileStableStore } from "./file_stable_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileStableStore.open(dir);
+   * await store.setState({ term: 3, vote: "n1", commit: 12 }); // renamed into place and fsynced
+   * console.log((await store.getState())?.vote); // "n1"
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   setState(state: HardState): Promise<void> {
     if (this.#closed) return Promise.reject(new StorageError("the stable store is closed"));
@@ -251,7 +278,18 @@ export class FileStableStore implements StableStore {
     this.#running = false;
   }
 
-  /** Wait for a write in flight, then refuse further writes. */
+  /**
+   * Wait for a write in flight, then refuse further writes.
+   *
+   * @example
+   * ```ts
+   * import { FileStableStore } from "./file_stable_store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await FileStableStore.open(dir);
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#running) await this.#writing;

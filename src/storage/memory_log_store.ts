@@ -39,17 +39,49 @@ export class MemoryLogStore implements LogStore {
     return this.#count === 0 ? 0 : this.#first + this.#count - 1;
   }
 
-  /** Index of the first stored entry, 0 when empty. */
+  /**
+   * Index of the first stored entry, 0 when empty.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * console.log(await new MemoryLogStore().firstIndex()); // 0
+   * ```
+   */
   firstIndex(): Promise<number> {
     return Promise.resolve(this.#count === 0 ? 0 : this.#first);
   }
 
-  /** Index of the last stored entry, 0 when empty. */
+  /**
+   * Index of the last stored entry, 0 when empty.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const log = new MemoryLogStore();
+   * const data = new Uint8Array();
+   * await log.storeLogs([{ index: 5, term: 1, type: EntryType.Noop, data }]);
+   * console.log(await log.lastIndex()); // 5
+   * ```
+   */
   lastIndex(): Promise<number> {
     return Promise.resolve(this.#last);
   }
 
-  /** The entry at `index`, or undefined. */
+  /**
+   * The entry at `index`, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const log = new MemoryLogStore();
+   * const data = new Uint8Array();
+   * await log.storeLogs([{ index: 1, term: 3, type: EntryType.Noop, data }]);
+   * console.log((await log.getLog(1))?.term, await log.getLog(2)); // 3 undefined
+   * ```
+   */
   getLog(index: number): Promise<Entry | undefined> {
     if (this.#count === 0 || index < this.#first || index > this.#last) {
       return Promise.resolve(undefined);
@@ -57,7 +89,19 @@ export class MemoryLogStore implements LogStore {
     return Promise.resolve(this.#entries[this.#head + index - this.#first]);
   }
 
-  /** Entries `from..to` inclusive that are stored. */
+  /**
+   * Entries `from..to` inclusive that are stored.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const log = new MemoryLogStore();
+   * const data = new Uint8Array();
+   * await log.storeLogs([1, 2, 3].map((index) => ({ index, term: 1, type: EntryType.Noop, data })));
+   * console.log((await log.getLogs(2, 9)).map((e) => e.index)); // [2, 3]
+   * ```
+   */
   getLogs(from: number, to: number): Promise<Entry[]> {
     if (this.#count === 0) return Promise.resolve([]);
     const lo = Math.max(Math.ceil(from), this.#first);
@@ -71,6 +115,17 @@ export class MemoryLogStore implements LogStore {
    * Append a contiguous batch starting at `lastIndex() + 1` (any index when empty).
    *
    * @throws {RangeError} When the batch does not follow the log.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const log = new MemoryLogStore();
+   * const data = new Uint8Array();
+   * await log.storeLogs([{ index: 1, term: 1, type: EntryType.Normal, data }]);
+   * await log.storeLogs([{ index: 3, term: 1, type: EntryType.Normal, data }])
+   *   .catch((e: RangeError) => console.log(e.message)); // expected the batch to start at index 2 …
+   * ```
    */
   storeLogs(entries: Entry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
@@ -115,6 +170,17 @@ export class MemoryLogStore implements LogStore {
    * Delete `min..max` inclusive: a prefix or a suffix of the log.
    *
    * @throws {RangeError} For a range strictly inside the log.
+   *
+   * @example Compaction removes a prefix
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * import { EntryType } from "../core/types.ts";
+   * const log = new MemoryLogStore();
+   * const data = new Uint8Array();
+   * await log.storeLogs([1, 2, 3].map((index) => ({ index, term: 1, type: EntryType.Noop, data })));
+   * await log.deleteRange(1, 2);
+   * console.log(await log.firstIndex(), await log.lastIndex()); // 3 3
+   * ```
    */
   deleteRange(min: number, max: number): Promise<void> {
     if (this.#count === 0) return Promise.resolve();
@@ -144,7 +210,15 @@ export class MemoryLogStore implements LogStore {
     return Promise.resolve();
   }
 
-  /** Nothing to release. */
+  /**
+   * Nothing to release; resolves at once.
+   *
+   * @example
+   * ```ts
+   * import { MemoryLogStore } from "./memory_log_store.ts";
+   * await new MemoryLogStore().close();
+   * ```
+   */
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -9,6 +9,7 @@ import { InvalidStateError, StorageError } from "../errors.ts";
 import { type Clock, RealClock } from "../node/clock.ts";
 import { compareSnapshots } from "./snapshot_order.ts";
 import type { SnapshotInfo, SnapshotSink, SnapshotSource, SnapshotStore } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 /**
  * Options of {@linkcode MemorySnapshotStore}.
@@ -68,18 +69,43 @@ export class MemorySnapshotStore implements SnapshotStore {
   #seq = 0;
   #lastMs = 0;
 
-  /** Creates an empty store. */
+  /**
+   * Creates an empty store keeping the newest `retain` snapshots.
+   *
+   * @throws {RangeError} When `retain` is not an integer of at least 1.
+   *
+   * @example
+   * ```ts
+   * import { MemorySnapshotStore } from "./memory_snapshot_store.ts";
+   * const store = new MemorySnapshotStore({ retain: 1 });
+   * console.log(await store.list()); // []
+   * ```
+   */
   constructor(options: MemorySnapshotStoreOptions = {}) {
     const retain = options.retain ?? 2;
     if (!Number.isSafeInteger(retain) || retain < 1) {
-      throw new RangeError(`retain must be an integer >= 1, got ${retain}`);
+      throw new RangeError(`retain must be an integer >= 1, got ${describeValue(retain)}`);
     }
     this.#retain = retain;
     // Only wallClock() is used: a RealClock holds nothing until queueTask().
     this.#clock = options.clock ?? new RealClock();
   }
 
-  /** Start a snapshot; it becomes visible when its sink is closed. */
+  /**
+   * Start a snapshot; it becomes visible when its sink is closed.
+   *
+   * @example
+   * ```ts
+   * import { MemorySnapshotStore } from "./memory_snapshot_store.ts";
+   * const store = new MemorySnapshotStore();
+   * const meta = { index: 10, term: 1, configuration: { servers: [] }, configurationIndex: 1 };
+   * const sink = await store.create(meta);
+   * await sink.write(new Uint8Array([1]));
+   * console.log((await store.list()).length); // 0
+   * await sink.close();
+   * console.log((await store.list()).length); // 1
+   * ```
+   */
   create(meta: SnapshotMeta): Promise<SnapshotSink> {
     // Ids carry a millisecond stamp like the file store's; keep them unique.
     const ms = Math.max(this.#clock.wallClock(), this.#lastMs + 1);
@@ -116,13 +142,37 @@ export class MemorySnapshotStore implements SnapshotStore {
     return Promise.resolve(sink);
   }
 
-  /** Delete a snapshot; unknown ids are ignored. */
+  /**
+   * Delete a snapshot; unknown ids are ignored.
+   *
+   * @example
+   * ```ts
+   * import { MemorySnapshotStore } from "./memory_snapshot_store.ts";
+   * const store = new MemorySnapshotStore();
+   * const meta = { index: 10, term: 1, configuration: { servers: [] }, configurationIndex: 1 };
+   * const info = await (await store.create(meta)).close();
+   * await store.remove(info.id);
+   * console.log(await store.list()); // []
+   * ```
+   */
   remove(id: string): Promise<void> {
     this.#stored = this.#stored.filter((s) => s.info.id !== id);
     return Promise.resolve();
   }
 
-  /** Stored snapshots, newest first. */
+  /**
+   * Stored snapshots, newest first.
+   *
+   * @example
+   * ```ts
+   * import { MemorySnapshotStore } from "./memory_snapshot_store.ts";
+   * const store = new MemorySnapshotStore();
+   * const meta = { index: 10, term: 1, configuration: { servers: [] }, configurationIndex: 1 };
+   * await (await store.create(meta)).close();
+   * await (await store.create({ ...meta, index: 20 })).close();
+   * console.log((await store.list()).map((s) => s.index)); // [20, 10]
+   * ```
+   */
   list(): Promise<SnapshotInfo[]> {
     return Promise.resolve(this.#stored.map((s) => copyInfo(s.info)));
   }
@@ -131,6 +181,13 @@ export class MemorySnapshotStore implements SnapshotStore {
    * Open a snapshot by id.
    *
    * @throws {StorageError} When no snapshot has that id.
+   *
+   * @example
+   * ```ts
+   * import { MemorySnapshotStore } from "./memory_snapshot_store.ts";
+   * const store = new MemorySnapshotStore();
+   * await store.open("1-1-1").catch((e: Error) => console.log(e.name)); // StorageError
+   * ```
    */
   open(id: string): Promise<SnapshotSource> {
     const s = this.#stored.find((x) => x.info.id === id);

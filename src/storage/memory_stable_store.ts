@@ -21,19 +21,45 @@ import type { StableStore } from "./types.ts";
 export class MemoryStableStore implements StableStore {
   #state: HardState | undefined;
 
-  /** The last state stored, or undefined. */
+  /**
+   * The last state stored, or undefined.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStableStore } from "./memory_stable_store.ts";
+   * console.log(await new MemoryStableStore().getState()); // undefined
+   * ```
+   */
   getState(): Promise<HardState | undefined> {
     const s = this.#state;
     return Promise.resolve(s && { term: s.term, vote: s.vote, commit: s.commit });
   }
 
-  /** Store a copy of `state`. */
+  /**
+   * Store a copy of `state`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStableStore } from "./memory_stable_store.ts";
+   * const store = new MemoryStableStore();
+   * await store.setState({ term: 4, vote: "n2", commit: 10 });
+   * console.log(await store.getState()); // { term: 4, vote: "n2", commit: 10 }
+   * ```
+   */
   setState(state: HardState): Promise<void> {
     this.#state = { term: state.term, vote: state.vote, commit: state.commit };
     return Promise.resolve();
   }
 
-  /** Nothing to release. */
+  /**
+   * Nothing to release; resolves at once.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStableStore } from "./memory_stable_store.ts";
+   * await new MemoryStableStore().close();
+   * ```
+   */
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -25,7 +25,10 @@ import { RaftError } from "../errors.ts";
  * }
  * ```
  */
-export class ProtocolError extends RaftError {}
+export class ProtocolError extends RaftError {
+  /** Always `"ProtocolError"`, also in bundled or minified code. */
+  override name: string = "ProtocolError";
+}
 
 /**
  * A frame header announced more bytes than the configured maximum frame size.
@@ -38,6 +41,8 @@ export class ProtocolError extends RaftError {}
  * ```
  */
 export class FrameTooLargeError extends ProtocolError {
+  /** Always `"FrameTooLargeError"`, also in bundled or minified code. */
+  override name: string = "FrameTooLargeError";
   /** The announced frame payload size in bytes. */
   readonly size: number;
   /** The largest payload size accepted, in bytes. */
@@ -61,7 +66,10 @@ export class FrameTooLargeError extends ProtocolError {
  * console.log(e.message);
  * ```
  */
-export class TransportError extends RaftError {}
+export class TransportError extends RaftError {
+  /** Always `"TransportError"`, also in bundled or minified code. */
+  override name: string = "TransportError";
+}
 
 /**
  * The receiver of a snapshot reported that it could not store it (its
@@ -75,6 +83,8 @@ export class TransportError extends RaftError {}
  * ```
  */
 export class SnapshotRejectedError extends TransportError {
+  /** Always `"SnapshotRejectedError"`, also in bundled or minified code. */
+  override name: string = "SnapshotRejectedError";
   /** Creates the error with the receiver's reason. */
   constructor(reason: string) {
     super(`snapshot rejected by the receiver: ${reason}`);

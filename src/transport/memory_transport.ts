@@ -10,6 +10,7 @@ import type { InstallSnapshotRequest, Message, ServerAddress } from "../core/typ
 import { decodeMessage, encodeMessage } from "./codec.ts";
 import { SnapshotRejectedError, TransportError } from "./errors.ts";
 import type { Transport, TransportHandler } from "./types.ts";
+import { describeValue } from "../describe_value.ts";
 
 /**
  * A small, fast, seeded pseudo-random generator (mulberry32) returning
@@ -97,7 +98,9 @@ const defaultTimers: MemoryTimers = {
 };
 
 function probability(p: number, name: string): number {
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`${name} must be in [0, 1], got ${p}`);
+  if (!(p >= 0 && p <= 1)) {
+    throw new RangeError(`${name} must be a number in [0, 1], got ${describeValue(p)}`);
+  }
   return p;
 }
 
@@ -145,7 +148,16 @@ export class MemoryNetwork {
   #delayMin = 0;
   #delayMax = 0;
 
-  /** Creates an empty network. */
+  /**
+   * Creates an empty network; every fault starts switched off.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork({ seed: 42 }); // the same seed replays the same faults
+   * console.log(net.stats.sent); // 0
+   * ```
+   */
   constructor(options: MemoryNetworkOptions = {}) {
     this.#random = options.random ?? seededRandom(options.seed ?? 1);
     this.#copy = options.copyMessages ?? true;
@@ -154,7 +166,16 @@ export class MemoryNetwork {
 
   /**
    * Creates the transport of the server at `address` and attaches it.
-   * Throws when a transport with that address is attached already.
+   *
+   * @throws {Error} when a transport with that address is attached already (close it first).
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const transport = net.transport("n1");
+   * console.log(transport.localAddress); // "n1"
+   * ```
    */
   transport(address: ServerAddress): MemoryTransport {
     if (this.#transports.has(address)) {
@@ -165,21 +186,60 @@ export class MemoryNetwork {
     return transport;
   }
 
-  /** Drops each message (and fails each snapshot) with `p`. */
+  /**
+   * Drops each message (and fails each snapshot) with probability `p`.
+   *
+   * @throws {RangeError} when `p` is not in [0, 1].
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.drop(0.2); // lose one message in five
+   * net.drop(0); // lose none
+   * ```
+   */
   drop(p: number): void {
     this.#drop = probability(p, "drop probability");
   }
 
-  /** Delays each message by a uniformly random time in [minMs, maxMs]. `delay(0)` removes delay. */
+  /**
+   * Delays each message by a uniformly random time in [minMs, maxMs]. `delay(0)` removes delay.
+   *
+   * @throws {RangeError} unless 0 <= minMs <= maxMs < Infinity.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.delay(1, 15); // a WAN-ish 1–15 ms per message
+   * net.delay(0);
+   * ```
+   */
   delay(minMs: number, maxMs: number = minMs): void {
     if (!(minMs >= 0 && maxMs >= minMs && Number.isFinite(maxMs))) {
-      throw new RangeError(`delay must satisfy 0 <= minMs <= maxMs, got ${minMs}, ${maxMs}`);
+      throw new RangeError(
+        `delay must satisfy 0 <= minMs <= maxMs, got ${describeValue(minMs)}, ${
+          describeValue(maxMs)
+        }`,
+      );
     }
     this.#delayMin = minMs;
     this.#delayMax = maxMs;
   }
 
-  /** Delivers each message twice with `p`. */
+  /**
+   * Delivers each message twice with probability `p`.
+   *
+   * @throws {RangeError} when `p` is not in [0, 1].
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.duplicate(0.1);
+   * ```
+   */
   duplicate(p: number): void {
     this.#duplicate = probability(p, "duplicate probability");
   }
@@ -188,12 +248,32 @@ export class MemoryNetwork {
    * Lets each message escape per-sender order with `p` (default 1): it gets
    * its own random delay (at least one timer turn) and may overtake or be
    * overtaken.
+   *
+   * @throws {RangeError} when `p` is not in [0, 1].
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.delay(0, 10);
+   * net.reorder(0.5);
+   * ```
    */
   reorder(p = 1): void {
     this.#reorder = probability(p, "reorder probability");
   }
 
-  /** Cuts every link between a server of `groupA` and one of `groupB`, both ways. */
+  /**
+   * Cuts every link between a server of `groupA` and one of `groupB`, both ways.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.partition(["n1"], ["n2", "n3"]); // n1 alone on one side
+   * console.log(net.connected("n1", "n2"), net.connected("n2", "n3")); // false true
+   * ```
+   */
   partition(groupA: readonly ServerAddress[], groupB: readonly ServerAddress[]): void {
     for (const a of groupA) {
       for (const b of groupB) {
@@ -203,23 +283,66 @@ export class MemoryNetwork {
     }
   }
 
-  /** Cuts the link from `from` to `to` only (replies still flow back). */
+  /**
+   * Cuts the link from `from` to `to` only (replies still flow back).
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.partitionOneWay("n1", "n2");
+   * console.log(net.connected("n1", "n2"), net.connected("n2", "n1")); // false true
+   * ```
+   */
   partitionOneWay(from: ServerAddress, to: ServerAddress): void {
     this.#blocked.add(`${from}\u0000${to}`);
   }
 
-  /** Cuts `address` off from every other server, both ways. */
+  /**
+   * Cuts `address` off from every other server, both ways.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.isolate("n1");
+   * console.log(net.connected("n1", "n2"), net.connected("n3", "n1")); // false false
+   * ```
+   */
   isolate(address: ServerAddress): void {
     this.#isolated.add(address);
   }
 
-  /** Removes every partition and isolation (other faults stay). */
+  /**
+   * Removes every partition and isolation (other faults stay).
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.isolate("n1");
+   * net.heal();
+   * console.log(net.connected("n1", "n2")); // true
+   * ```
+   */
   heal(): void {
     this.#blocked.clear();
     this.#isolated.clear();
   }
 
-  /** Removes every fault: partitions, isolation, loss, delay, duplication, reordering. */
+  /**
+   * Removes every fault: partitions, isolation, loss, delay, duplication, reordering.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * net.drop(0.5);
+   * net.isolate("n1");
+   * net.reset();
+   * console.log(net.connected("n1", "n2")); // true
+   * ```
+   */
   reset(): void {
     this.heal();
     this.#drop =
@@ -230,19 +353,47 @@ export class MemoryNetwork {
         0;
   }
 
-  /** Whether a message from `from` to `to` would pass the partitions right now. */
+  /**
+   * Whether a message from `from` to `to` would pass the partitions right now (loss aside).
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * console.log(net.connected("n1", "n2")); // true
+   * ```
+   */
   connected(from: ServerAddress, to: ServerAddress): boolean {
     if (from === to) return true;
     return !this.#isolated.has(from) && !this.#isolated.has(to) &&
       !this.#blocked.has(`${from}\u0000${to}`);
   }
 
-  /** Closes every attached transport. */
+  /**
+   * Closes every attached transport.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const a = net.transport("a"), b = net.transport("b");
+   * const got: string[] = [];
+   * await b.start({ onMessage: (m) => got.push(m.type), onSnapshot: async () => {} });
+   * const ping = { type: "timeout_now", term: 1, from: "a", to: "b" } as const;
+   * await net.close();
+   * a.send("b", ping); // dropped: both are closed
+   * console.log(got.length); // 0
+   * ```
+   */
   async close(): Promise<void> {
     await Promise.all([...this.#transports.values()].map((t) => t.close()));
   }
 
-  /** @internal Routes one message (called by {@linkcode MemoryTransport.send}). */
+  /**
+   * Routes one message (called by {@linkcode MemoryTransport.send}).
+   *
+   * @ignore
+   */
   [DELIVER](from: ServerAddress, to: ServerAddress, message: Message): void {
     const stats = this.stats;
     stats.sent++;
@@ -318,7 +469,11 @@ export class MemoryNetwork {
     this.stats.delivered++;
   }
 
-  /** @internal Carries one snapshot (called by {@linkcode MemoryTransport.sendSnapshot}). */
+  /**
+   * Carries one snapshot (called by {@linkcode MemoryTransport.sendSnapshot}).
+   *
+   * @ignore
+   */
   async [SNAPSHOT](
     from: ServerAddress,
     to: ServerAddress,
@@ -367,7 +522,11 @@ export class MemoryNetwork {
     if (cut !== null) throw cut;
   }
 
-  /** @internal Detaches a closed transport and cancels deliveries to it. */
+  /**
+   * Detaches a closed transport and cancels deliveries to it.
+   *
+   * @ignore
+   */
   [DETACH](transport: MemoryTransport): void {
     const address = transport.localAddress;
     if (this.#transports.get(address) !== transport) return;
@@ -416,26 +575,85 @@ export class MemoryTransport implements Transport {
   #handler: TransportHandler | null = null;
   #closed = false;
 
-  /** Use {@linkcode MemoryNetwork.transport} instead. */
+  /**
+   * Use {@linkcode MemoryNetwork.transport} instead: it also attaches the transport.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork, MemoryTransport } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const detached = new MemoryTransport(net, "x"); // cannot receive: not attached
+   * console.log(detached.localAddress); // "x"
+   * ```
+   */
   constructor(network: MemoryNetwork, address: ServerAddress) {
     this.#network = network;
     this.localAddress = address;
   }
 
-  /** Starts delivering to `handler`; messages arriving before are dropped. */
+  /**
+   * Starts delivering to `handler`; messages arriving before are dropped.
+   *
+   * @throws {TransportError} when the transport is closed.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const a = net.transport("a"), b = net.transport("b");
+   * const got: string[] = [];
+   * await b.start({ onMessage: (m) => got.push(m.type), onSnapshot: async () => {} });
+   * const ping = { type: "timeout_now", term: 1, from: "a", to: "b" } as const;
+   * a.send("b", ping);
+   * await new Promise((r) => setTimeout(r, 0));
+   * console.log(got); // ["timeout_now"]
+   * ```
+   */
   start(handler: TransportHandler): Promise<void> {
     if (this.#closed) return Promise.reject(new TransportError("the transport is closed"));
     this.#handler = handler;
     return Promise.resolve();
   }
 
-  /** Sends `message` through the network (subject to its faults). */
+  /**
+   * Sends `message` through the network (subject to its faults). Never throws for delivery failures.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const a = net.transport("a"), b = net.transport("b");
+   * const got: string[] = [];
+   * await b.start({ onMessage: (m) => got.push(m.type), onSnapshot: async () => {} });
+   * const ping = { type: "timeout_now", term: 1, from: "a", to: "b" } as const;
+   * net.drop(1);
+   * a.send("b", ping);
+   * console.log(net.stats.dropped); // 1
+   * ```
+   */
   send(address: ServerAddress, message: Message): void {
     if (this.#closed) return;
     this.#network[DELIVER](this.localAddress, address, message);
   }
 
-  /** Streams a snapshot through the network (subject to its partitions and loss). */
+  /**
+   * Streams a snapshot through the network (subject to its partitions and loss).
+   *
+   * @throws {TransportError} when the receiver is unreachable, the transfer was dropped or this transport is closed.
+   * @throws {SnapshotRejectedError} when the receiver's handler rejected the snapshot.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const a = net.transport("a");
+   * net.transport("b"); // attached but never started
+   * async function* data() { yield new Uint8Array(3); }
+   * const meta = { index: 5, term: 1, configuration: { servers: [] }, configurationIndex: 1 };
+   * await a.sendSnapshot("b", { type: "snapshot", term: 1, from: "a", to: "b", meta }, data())
+   *   .catch((e: Error) => console.log(e.name)); // TransportError
+   * ```
+   */
   sendSnapshot(
     address: ServerAddress,
     message: InstallSnapshotRequest,
@@ -445,7 +663,18 @@ export class MemoryTransport implements Transport {
     return this.#network[SNAPSHOT](this.localAddress, address, message, data);
   }
 
-  /** Detaches from the network; nothing is delivered to it afterwards. */
+  /**
+   * Detaches from the network; nothing is delivered to it afterwards, and its address may be attached again.
+   *
+   * @example
+   * ```ts
+   * import { MemoryNetwork } from "./memory_transport.ts";
+   * const net = new MemoryNetwork();
+   * const t = net.transport("n1");
+   * await t.close();
+   * net.transport("n1"); // a restart on the same address
+   * ```
+   */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
@@ -455,7 +684,11 @@ export class MemoryTransport implements Transport {
     return Promise.resolve();
   }
 
-  /** @internal Hands `message` to the handler; false when not started or closed. */
+  /**
+   * Hands `message` to the handler; false when not started or closed.
+   *
+   * @ignore
+   */
   [DELIVER](message: Message, from: ServerAddress): boolean {
     const handler = this.#handler;
     if (handler === null) return false;
@@ -467,7 +700,11 @@ export class MemoryTransport implements Transport {
     return true;
   }
 
-  /** @internal The handler for an incoming snapshot, or null when not started. */
+  /**
+   * The handler for an incoming snapshot, or null when not started.
+   *
+   * @ignore
+   */
   [SNAPSHOT](): TransportHandler | null {
     return this.#handler;
   }

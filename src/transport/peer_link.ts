@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../logger.ts";
 import type { Message, ServerAddress } from "../core/types.ts";
 import { connect, type NetConn, parseAddress, type TlsConnectOptions } from "../platform/net.ts";
 import { encodeMessageShared } from "./codec.ts";

@@ -5,13 +5,15 @@ import {
   FileSnapshotStore,
   FileStableStore,
   type LogStore,
+  Raft,
+  StorageError,
+} from "../../mod.ts";
+import {
   MemoryLogStore,
   MemoryNetwork,
   MemorySnapshotStore,
   MemoryStableStore,
-  Raft,
-  StorageError,
-} from "../../mod.ts";
+} from "../../testing.ts";
 import { bytes, FAST, ListFSM, sleep } from "./_cluster.ts";
 
 interface DiskNode {
