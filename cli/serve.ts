@@ -4,6 +4,7 @@
  * @module
  */
 
+import { DEFAULT_CONFIG } from "../src/config.ts";
 import { startDaemon } from "../src/server/daemon.ts";
 import type { DaemonRaftConfig } from "../src/server/daemon.ts";
 import { onSignals, readTextFile, writeStdout } from "../src/platform/process.ts";
@@ -86,29 +87,33 @@ const OPTIONS: Record<string, OptionSpec> = {
   "heartbeat-interval": {
     type: "string",
     arg: "MS",
-    help: "leader heartbeat interval (default 100)",
+    help: `leader heartbeat interval (default ${DEFAULT_CONFIG.heartbeatInterval})`,
   },
   "election-timeout": {
     type: "string",
     arg: "MS",
-    help: "election timeout, randomized in [t, 2t) (default 1000)",
+    help: `election timeout, randomized in [t, 2t) (default ${DEFAULT_CONFIG.electionTimeout})`,
   },
   "snapshot-threshold": {
     type: "string",
     arg: "N",
-    help: "snapshot after N applied entries (default 8192)",
+    help: `snapshot after N applied entries (default ${DEFAULT_CONFIG.snapshotThreshold})`,
   },
   "snapshot-interval": {
     type: "string",
     arg: "MS",
-    help: "how often to check the threshold (default 30000)",
+    help: `how often to check the threshold (default ${DEFAULT_CONFIG.snapshotInterval})`,
   },
   "trailing-logs": {
     type: "string",
     arg: "N",
-    help: "entries kept behind a snapshot (default 10240)",
+    help: `entries kept behind a snapshot (default ${DEFAULT_CONFIG.trailingLogs})`,
   },
-  "retain-snapshots": { type: "string", arg: "N", help: "snapshots kept on disk (default 2)" },
+  "retain-snapshots": {
+    type: "string",
+    arg: "N",
+    help: `snapshots kept on disk (default ${DEFAULT_CONFIG.retainSnapshots})`,
+  },
   "log-level": {
     type: "string",
     arg: "LEVEL",
@@ -177,7 +182,7 @@ export async function serve(argv: string[]): Promise<number> {
   set("trailingLogs", int(COMMAND, p, "trailing-logs"));
   set("retainSnapshots", ms("retain-snapshots"));
   if (raft.heartbeatInterval !== undefined && raft.electionTimeout === undefined) {
-    raft.electionTimeout = Math.max(1000, raft.heartbeatInterval * 10);
+    raft.electionTimeout = Math.max(DEFAULT_CONFIG.electionTimeout, raft.heartbeatInterval * 10);
   }
   await setupLogging(COMMAND, str(p, "log-level") ?? "info", str(p, "log-format") ?? "text");
   const token = await readSecret("--api-token-file", str(p, "api-token-file"));

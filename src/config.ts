@@ -5,9 +5,49 @@
  */
 
 import type { ServerId } from "./core/types.ts";
+import { describeValue } from "./describe_value.ts";
 
 /**
- * Tunables of a Raft node. Only `id` is required; the defaults suit a LAN.
+ * The defaults of every {@linkcode Config} field: the one place they live.
+ * {@linkcode validateConfig}, the `raftd serve --help` text and the docs all
+ * read them from here. Two defaults are rules rather than values:
+ * `leaderLeaseTimeout` is 0.8 × `electionTimeout`, and `random` is
+ * `Math.random`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * console.log(DEFAULT_CONFIG.heartbeatInterval, DEFAULT_CONFIG.electionTimeout); // 100 1000
+ * ```
+ */
+export const DEFAULT_CONFIG: Readonly<
+  Required<Omit<Config, "id" | "leaderLeaseTimeout" | "random">>
+> = Object.freeze(
+  {
+    heartbeatInterval: 100,
+    electionTimeout: 1000,
+    preVote: true,
+    checkQuorum: true,
+    maxAppendEntries: 512,
+    maxAppendBytes: 1048576,
+    maxInflightAppends: 128,
+    snapshotThreshold: 8192,
+    snapshotInterval: 30000,
+    trailingLogs: 10240,
+    retainSnapshots: 2,
+    autoPromoteNonvoters: false,
+    catchupMargin: 64,
+    storageTimeout: 10000,
+    maxApplyBatch: 512,
+  } as const,
+);
+
+/** The lease is this fraction of the election timeout unless `leaderLeaseTimeout` is given. */
+const LEASE_FRACTION = 0.8;
+
+/**
+ * Tunables of a Raft node. Only `id` is required; every default is in
+ * {@linkcode DEFAULT_CONFIG} and suits a LAN.
  *
  * @example
  * ```ts
@@ -19,12 +59,12 @@ import type { ServerId } from "./core/types.ts";
 export interface Config {
   /** This server's id; must match its id in the cluster configuration. */
   id: ServerId;
-  /** How often the leader sends heartbeats, in ms. Default 100. */
+  /** How often the leader sends heartbeats, in ms. */
   heartbeatInterval?: number;
   /**
    * How long a follower waits without hearing from a leader before it starts
-   * an election, in ms; randomized in [t, 2t). Default 1000. Must be at least
-   * twice `heartbeatInterval`.
+   * an election, in ms; randomized in [t, 2t). Must be at least twice
+   * `heartbeatInterval`.
    */
   electionTimeout?: number;
   /**
@@ -33,34 +73,34 @@ export interface Config {
    * Default 0.8 × electionTimeout. Needs `checkQuorum`.
    */
   leaderLeaseTimeout?: number;
-  /** Ask "would you vote for me?" before a real election, so a partitioned node does not inflate terms. Default true. */
+  /** Ask "would you vote for me?" before a real election, so a partitioned node does not inflate terms. */
   preVote?: boolean;
-  /** A leader that has not heard from a quorum within an election timeout steps down. Default true. */
+  /** A leader that has not heard from a quorum within an election timeout steps down. */
   checkQuorum?: boolean;
-  /** Most entries in one AppendEntries. Default 512. */
+  /** Most entries in one AppendEntries. */
   maxAppendEntries?: number;
-  /** Most payload bytes in one AppendEntries. Default 1 MiB. */
+  /** Most payload bytes in one AppendEntries. */
   maxAppendBytes?: number;
-  /** Most AppendEntries in flight to one follower (pipelining). Default 128. */
+  /** Most AppendEntries in flight to one follower (pipelining). */
   maxInflightAppends?: number;
-  /** Take a snapshot after this many entries were applied since the last one. Default 8192. */
+  /** Take a snapshot after this many entries were applied since the last one. */
   snapshotThreshold?: number;
-  /** How often to check `snapshotThreshold`, in ms. Default 30000 (0 disables timed checks). */
+  /** How often to check `snapshotThreshold`, in ms (0 disables timed checks). */
   snapshotInterval?: number;
-  /** Entries kept in the log behind a snapshot, so slow followers need no InstallSnapshot. Default 10240. */
+  /** Entries kept in the log behind a snapshot, so slow followers need no InstallSnapshot. */
   trailingLogs?: number;
-  /** Snapshots to keep in the snapshot store. Default 2. */
+  /** Snapshots to keep in the snapshot store. */
   retainSnapshots?: number;
   /**
    * Promote non-voters to voters automatically once caught up (autopilot-like).
-   * Staging servers (from `addVoter`) are always promoted. Default false.
+   * Staging servers (from `addVoter`) are always promoted.
    */
   autoPromoteNonvoters?: boolean;
-  /** A staging server is caught up when it is within this many entries of the leader. Default 64. */
+  /** A staging server is caught up when it is within this many entries of the leader. */
   catchupMargin?: number;
-  /** A storage write that takes longer than this (ms) makes a leader step down. Default 10000. */
+  /** A storage write that takes longer than this (ms) makes a leader step down. */
   storageTimeout?: number;
-  /** Most entries handed to the FSM in one batch. Default 512. */
+  /** Most entries handed to the FSM in one batch. */
   maxApplyBatch?: number;
   /** Source of randomness in [0, 1) for election timeouts; seed it for replayable tests. Default Math.random. */
   random?: () => number;
@@ -81,21 +121,33 @@ export type ReloadableConfig = Pick<
   | "autoPromoteNonvoters"
 >;
 
-function positiveInteger(name: string, value: number): void {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new RangeError(`config.${name} must be a positive integer, got ${value}`);
+/** A `TypeError` for a value of the wrong type, a `RangeError` for a number out of range. */
+function integerError(name: string, expected: string, value: unknown): Error {
+  const message = `config.${name} must be ${expected}, got ${describeValue(value)}`;
+  return typeof value === "number" ? new RangeError(message) : new TypeError(message);
+}
+
+function positiveInteger(name: string, value: unknown): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+    throw integerError(name, "a positive integer", value);
   }
 }
 
-function nonNegativeInteger(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 0) {
-    throw new RangeError(`config.${name} must be a non-negative integer, got ${value}`);
+function nonNegativeInteger(name: string, value: unknown): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    throw integerError(name, "a non-negative integer", value);
   }
 }
 
 /**
- * Fill in defaults and check every field; throws a `TypeError` or
- * `RangeError` naming the field, what was expected and what was given.
+ * Fill in defaults from {@linkcode DEFAULT_CONFIG} and check every field.
+ *
+ * @throws {TypeError} when `config` is not an object, `id` is not a non-empty
+ * string, a number is not a number, a flag is not a boolean or `random` is
+ * not a function.
+ * @throws {RangeError} when a number is out of range or two timings
+ * contradict each other; the message names the field, what was expected and
+ * what was given (with its type: `got string "1500"`).
  *
  * @example
  * ```ts
@@ -109,15 +161,13 @@ function nonNegativeInteger(name: string, value: number): void {
  */
 export function validateConfig(config: Config): ResolvedConfig {
   if (config === null || typeof config !== "object") {
-    throw new TypeError(
-      `config must be an object, got ${config === null ? "null" : typeof config}`,
-    );
+    throw new TypeError(`config must be an object, got ${describeValue(config)}`);
   }
   if (typeof config.id !== "string" || config.id.length === 0) {
-    throw new TypeError(`config.id must be a non-empty string, got ${JSON.stringify(config.id)}`);
+    throw new TypeError(`config.id must be a non-empty string, got ${describeValue(config.id)}`);
   }
-  const heartbeatInterval = config.heartbeatInterval ?? 100;
-  const electionTimeout = config.electionTimeout ?? 1000;
+  const heartbeatInterval = config.heartbeatInterval ?? DEFAULT_CONFIG.heartbeatInterval;
+  const electionTimeout = config.electionTimeout ?? DEFAULT_CONFIG.electionTimeout;
   positiveInteger("heartbeatInterval", heartbeatInterval);
   positiveInteger("electionTimeout", electionTimeout);
   if (electionTimeout < 2 * heartbeatInterval) {
@@ -125,7 +175,8 @@ export function validateConfig(config: Config): ResolvedConfig {
       `config.electionTimeout (${electionTimeout} ms) must be at least twice config.heartbeatInterval (${heartbeatInterval} ms)`,
     );
   }
-  const leaderLeaseTimeout = config.leaderLeaseTimeout ?? Math.floor(electionTimeout * 0.8);
+  const leaderLeaseTimeout = config.leaderLeaseTimeout ??
+    Math.floor(electionTimeout * LEASE_FRACTION);
   positiveInteger("leaderLeaseTimeout", leaderLeaseTimeout);
   if (leaderLeaseTimeout >= electionTimeout) {
     throw new RangeError(
@@ -137,19 +188,19 @@ export function validateConfig(config: Config): ResolvedConfig {
     heartbeatInterval,
     electionTimeout,
     leaderLeaseTimeout,
-    preVote: config.preVote ?? true,
-    checkQuorum: config.checkQuorum ?? true,
-    maxAppendEntries: config.maxAppendEntries ?? 512,
-    maxAppendBytes: config.maxAppendBytes ?? 1024 * 1024,
-    maxInflightAppends: config.maxInflightAppends ?? 128,
-    snapshotThreshold: config.snapshotThreshold ?? 8192,
-    snapshotInterval: config.snapshotInterval ?? 30_000,
-    trailingLogs: config.trailingLogs ?? 10240,
-    retainSnapshots: config.retainSnapshots ?? 2,
-    autoPromoteNonvoters: config.autoPromoteNonvoters ?? false,
-    catchupMargin: config.catchupMargin ?? 64,
-    storageTimeout: config.storageTimeout ?? 10_000,
-    maxApplyBatch: config.maxApplyBatch ?? 512,
+    preVote: config.preVote ?? DEFAULT_CONFIG.preVote,
+    checkQuorum: config.checkQuorum ?? DEFAULT_CONFIG.checkQuorum,
+    maxAppendEntries: config.maxAppendEntries ?? DEFAULT_CONFIG.maxAppendEntries,
+    maxAppendBytes: config.maxAppendBytes ?? DEFAULT_CONFIG.maxAppendBytes,
+    maxInflightAppends: config.maxInflightAppends ?? DEFAULT_CONFIG.maxInflightAppends,
+    snapshotThreshold: config.snapshotThreshold ?? DEFAULT_CONFIG.snapshotThreshold,
+    snapshotInterval: config.snapshotInterval ?? DEFAULT_CONFIG.snapshotInterval,
+    trailingLogs: config.trailingLogs ?? DEFAULT_CONFIG.trailingLogs,
+    retainSnapshots: config.retainSnapshots ?? DEFAULT_CONFIG.retainSnapshots,
+    autoPromoteNonvoters: config.autoPromoteNonvoters ?? DEFAULT_CONFIG.autoPromoteNonvoters,
+    catchupMargin: config.catchupMargin ?? DEFAULT_CONFIG.catchupMargin,
+    storageTimeout: config.storageTimeout ?? DEFAULT_CONFIG.storageTimeout,
+    maxApplyBatch: config.maxApplyBatch ?? DEFAULT_CONFIG.maxApplyBatch,
     random: config.random ?? Math.random,
   };
   positiveInteger("maxAppendEntries", resolved.maxAppendEntries);
@@ -164,11 +215,64 @@ export function validateConfig(config: Config): ResolvedConfig {
   positiveInteger("maxApplyBatch", resolved.maxApplyBatch);
   for (const flag of ["preVote", "checkQuorum", "autoPromoteNonvoters"] as const) {
     if (typeof resolved[flag] !== "boolean") {
-      throw new TypeError(`config.${flag} must be a boolean, got ${typeof resolved[flag]}`);
+      throw new TypeError(`config.${flag} must be a boolean, got ${describeValue(resolved[flag])}`);
     }
   }
   if (typeof resolved.random !== "function") {
-    throw new TypeError(`config.random must be a function, got ${typeof resolved.random}`);
+    throw new TypeError(`config.random must be a function, got ${describeValue(resolved.random)}`);
   }
   return resolved;
+}
+
+/** The fields of `config` that are set: an explicit `undefined` means "the default". */
+function withoutUndefined(config: Config): Partial<Config> {
+  return Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
+}
+
+/** The keys {@linkcode resolveReload} accepts. */
+const RELOADABLE_KEYS: readonly (keyof ReloadableConfig)[] = [
+  "heartbeatInterval",
+  "electionTimeout",
+  "leaderLeaseTimeout",
+  "snapshotThreshold",
+  "snapshotInterval",
+  "trailingLogs",
+  "autoPromoteNonvoters",
+];
+
+/**
+ * The configuration after a run-time change: `current` with `changes`
+ * applied and checked like {@linkcode validateConfig} checks a new one.
+ * Refuses keys a running node cannot change (`preVote`, `id`, …) instead of
+ * ignoring them.
+ *
+ * @throws {TypeError} when `changes` is not an object or names a key that
+ * cannot change at run time (the message lists those that can).
+ * @throws {RangeError} when a changed value is out of range (see {@linkcode validateConfig}).
+ *
+ * @example
+ * ```ts
+ * import { resolveReload, validateConfig } from "./config.ts";
+ * const current = validateConfig({ id: "n1" });
+ * console.log(resolveReload(current, { snapshotThreshold: 100 }).snapshotThreshold); // 100
+ * try {
+ *   resolveReload(current, { preVote: false } as never);
+ * } catch (e) {
+ *   console.log((e as TypeError).message);
+ * }
+ * ```
+ */
+export function resolveReload(current: ResolvedConfig, changes: ReloadableConfig): ResolvedConfig {
+  if (changes === null || typeof changes !== "object") {
+    throw new TypeError(`reloadConfig: changes must be an object, got ${describeValue(changes)}`);
+  }
+  for (const key of Object.keys(changes)) {
+    if (!(RELOADABLE_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(
+        `reloadConfig: ${JSON.stringify(key)} cannot change while the node runs; ` +
+          `expected one of ${RELOADABLE_KEYS.join(", ")}`,
+      );
+    }
+  }
+  return validateConfig({ ...current, ...withoutUndefined(changes as Config) });
 }
