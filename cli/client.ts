@@ -5,9 +5,25 @@
  * @module
  */
 
+import { describeNetError } from "../src/platform/net_errors.ts";
 import { env, readTextFile } from "../src/platform/process.ts";
 import { idleWatch } from "../src/server/idle_watch.ts";
 import { CliError, type Parsed, serverUrl, str } from "./args.ts";
+
+/** How long one request may take before the client gives up, in ms. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Why a request got no answer, worded the same on Deno, Bun and the
+ * compiled binary (their fetch errors differ).
+ */
+function unreachableReason(e: unknown): string {
+  if (e instanceof Error && e.name === "TimeoutError") {
+    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  }
+  const reason = describeNetError(e);
+  return reason === "connection refused" ? `${reason} (is raftd running there?)` : reason;
+}
 
 /** An API error body. */
 interface ErrorBody {
@@ -62,8 +78,8 @@ export class ApiClient {
       const abort = new AbortController();
       const timer = options.stream
         ? setTimeout(
-          () => abort.abort(new DOMException("no answer within 30 s", "TimeoutError")),
-          30_000,
+          () => abort.abort(new DOMException("no answer in time", "TimeoutError")),
+          REQUEST_TIMEOUT_MS,
         )
         : undefined;
       try {
@@ -74,12 +90,11 @@ export class ApiClient {
             ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
           },
           body: body as BodyInit | undefined,
-          signal: options.stream ? abort.signal : AbortSignal.timeout(30_000),
+          signal: options.stream ? abort.signal : AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });
       } catch (e) {
         clearTimeout(timer);
-        const cause = (e as Error).message.split("\n")[0];
-        throw new CliError(`cannot reach raftd at ${this.server}: ${cause}`);
+        throw new CliError(`cannot reach raftd at ${this.server}: ${unreachableReason(e)}`);
       }
       clearTimeout(timer);
       if (options.stream && res.ok && res.body !== null) {

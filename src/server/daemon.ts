@@ -9,10 +9,16 @@ import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import { serveHttp } from "../platform/http.ts";
 import type { HttpServer } from "../platform/http.ts";
+import { describeNetError } from "../platform/net_errors.ts";
 import { ensureDir } from "../platform/process.ts";
 import { Raft } from "../raft.ts";
 import { FileLogStore, FileSnapshotStore, FileStableStore } from "../storage/mod.ts";
-import { newClusterId, TcpTransport, type TcpTransportTlsOptions } from "../transport/mod.ts";
+import {
+  newClusterId,
+  TcpTransport,
+  type TcpTransportTlsOptions,
+  TransportError,
+} from "../transport/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { createApi } from "./http_api.ts";
@@ -142,7 +148,9 @@ async function bindOrExplain<T>(
   try {
     return await bind();
   } catch (e) {
-    throw new Error(`cannot listen on ${flag} ${address}: ${(e as Error).message}`, { cause: e });
+    // The transport's error already names the address; say only why, in the same words on every runtime.
+    const reason = describeNetError(e instanceof TransportError && e.cause ? e.cause : e);
+    throw new Error(`cannot listen on ${flag} ${address}: ${reason}`, { cause: e });
   }
 }
 

@@ -12,6 +12,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { describeNetError } from "../platform/net_errors.ts";
 import type { Raft } from "../raft.ts";
 import { encodeSetMember } from "./kv_command.ts";
 import type { KvFsm, KvResult } from "./kv_fsm.ts";
@@ -230,7 +231,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
     } catch (e) {
       if (e instanceof Error && e.cause === "permanent") throw e;
       if (options.signal?.aborted) throw e;
-      lastError = errorText(e);
+      lastError = describeNetError(e);
     }
     if (Date.now() + delay > deadline) {
       throw new Error(`join via ${options.via} did not succeed in time; last error: ${lastError}`);

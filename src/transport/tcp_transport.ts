@@ -19,8 +19,10 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
+import type { Logger } from "../logger.ts";
 import type { InstallSnapshotRequest, Message, ServerAddress } from "../core/types.ts";
+import { describeNetError } from "../platform/net_errors.ts";
 import {
   connect,
   formatAddress,
@@ -46,6 +48,7 @@ import { PeerLink, type PeerLinkContext } from "./peer_link.ts";
 import { readSnapshot, writeSnapshot } from "./snapshot_stream.ts";
 import type { Transport, TransportHandler } from "./types.ts";
 import { WarningLimiter } from "./warning_limiter.ts";
+import { describeValue } from "../describe_value.ts";
 
 /** TLS settings of the TCP transport. */
 export interface TcpTransportTlsOptions {
@@ -144,7 +147,7 @@ const KEEPALIVE_MISSES = 5;
 function positiveInteger(value: number | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    throw new RangeError(`${name} must be a positive integer, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -265,7 +268,21 @@ export class TcpTransport implements Transport {
   /**
    * Binds `options.address` and starts accepting connections. Messages are
    * delivered once {@linkcode TcpTransport.start} is called (dropped before).
-   * Rejects when the address cannot be bound or an option is invalid.
+   *
+   * @throws {TransportError} when the address cannot be bound; the message
+   * names the address and the reason, the same on every runtime
+   * (`cannot listen on 127.0.0.1:7001: address already in use`).
+   * @throws {TypeError} when an address is not `host:port`.
+   * @throws {RangeError} when a numeric option is out of range.
+   *
+   * @example Two transports on free ports
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const a = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * await TcpTransport.listen({ address: a.localAddress })
+   *   .catch((e: Error) => console.log(e.message)); // cannot listen on 127.0.0.1:…: address already in use
+   * await a.close();
+   * ```
    */
   static async listen(options: TcpTransportOptions): Promise<TcpTransport> {
     if (options.advertiseAddress !== undefined) parseAddress(options.advertiseAddress);
@@ -277,7 +294,15 @@ export class TcpTransport implements Transport {
     const tls = options.tls === undefined
       ? undefined
       : { certFile: options.tls.certFile, keyFile: options.tls.keyFile };
-    const listener = await listen({ hostname, port, tls });
+    let listener: NetListener;
+    try {
+      listener = await listen({ hostname, port, tls });
+    } catch (e) {
+      // Deno says AddrInUse, Node.js and Bun EADDRINUSE: callers get one error and one wording.
+      throw new TransportError(`cannot listen on ${options.address}: ${describeNetError(e)}`, {
+        cause: e,
+      });
+    }
     let transport: TcpTransport;
     try {
       transport = new TcpTransport(listener, options, key, log);
@@ -291,7 +316,22 @@ export class TcpTransport implements Transport {
     return transport;
   }
 
-  /** Starts delivering incoming messages and snapshots to `handler`. */
+  /**
+   * Starts delivering incoming messages and snapshots to `handler`.
+   *
+   * @throws {TransportError} when the transport is closed.
+   *
+   * @example
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const t = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * await t.start({
+   *   onMessage: (m, from) => console.log(m.type, "from", from),
+   *   onSnapshot: async (_m, data) => { for await (const _ of data); },
+   * });
+   * await t.close();
+   * ```
+   */
   start(handler: TransportHandler): Promise<void> {
     if (this.#closed) return Promise.reject(new TransportError("the transport is closed"));
     this.#handler = handler;
@@ -303,6 +343,15 @@ export class TcpTransport implements Transport {
    * everything else on its control connection. Never throws for network
    * failures: the message is dropped. (A `snapshot` message must go through
    * {@linkcode TcpTransport.sendSnapshot}; given here it is dropped.)
+   *
+   * @example
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const a = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * // Nobody listens on the address: the message is dropped, nothing throws.
+   * a.send("127.0.0.1:9", { type: "timeout_now", term: 1, from: "a", to: "b" });
+   * await a.close();
+   * ```
    */
   send(address: ServerAddress, message: Message): void {
     if (this.#closed || !this.#speaksFor(message)) return;
@@ -335,10 +384,33 @@ export class TcpTransport implements Transport {
 
   /**
    * Streams a snapshot to `address` on a connection of its own. Resolves
-   * when the receiver's `onSnapshot` resolved; rejects with
-   * {@linkcode TransportError} (or its subclass `SnapshotRejectedError` when
-   * the receiver's handler failed; a protocol violation or failed handshake
-   * is the `cause`), or with the error `data` threw.
+   * when the receiver's `onSnapshot` resolved.
+   *
+   * @throws {TransportError} when the peer is unreachable, the transfer stalls
+   * past `snapshotTimeoutMs` or the transport closes (a protocol violation or
+   * failed handshake is the `cause`).
+   * @throws {SnapshotRejectedError} when the receiver's `onSnapshot` rejected.
+   * @throws {Error} whatever `data` threw while it was read.
+   *
+   * @example
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const a = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * const b = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * await b.start({
+   *   onMessage: () => {},
+   *   onSnapshot: async (m, data) => {
+   *     let bytes = 0;
+   *     for await (const chunk of data) bytes += chunk.length;
+   *     console.log(m.meta.index, bytes); // 10 6
+   *   },
+   * });
+   * async function* state() { yield new Uint8Array(2); yield new Uint8Array(4); }
+   * const meta = { index: 10, term: 1, configuration: { servers: [] }, configurationIndex: 1 };
+   * await a.sendSnapshot(b.localAddress, { type: "snapshot", term: 1, from: "a", to: "b", meta }, state());
+   * await a.close();
+   * await b.close();
+   * ```
    */
   async sendSnapshot(
     address: ServerAddress,
@@ -431,7 +503,17 @@ export class TcpTransport implements Transport {
     return false;
   }
 
-  /** Counters for monitoring. */
+  /**
+   * Counters for monitoring.
+   *
+   * @example
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const t = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * console.log(t.stats()); // { received: 0, inboundConnections: 0, peers: [] }
+   * await t.close();
+   * ```
+   */
   stats(): TcpTransportStats {
     const peers: TcpPeerStats[] = [];
     for (const [address, { bulk, control }] of this.#peers) {
@@ -449,6 +531,14 @@ export class TcpTransport implements Transport {
   /**
    * Stops listening, closes every connection, fails snapshot transfers in
    * flight, and resolves once all of its I/O has settled. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { TcpTransport } from "./tcp_transport.ts";
+   * const t = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * await t.close();
+   * await t.close(); // idempotent
+   * ```
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;

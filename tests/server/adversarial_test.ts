@@ -130,7 +130,7 @@ Deno.test("raftd serve names the address it cannot bind", async () => {
         httpAddress: `127.0.0.1:${port}`,
         dataDir: `${dir}/h`,
       }),
-      new RegExp(`cannot listen on --http 127\\.0\\.0\\.1:${port}`),
+      new RegExp(`cannot listen on --http 127\\.0\\.0\\.1:${port}: address already in use$`),
     );
     await assert.rejects(
       startDaemon({
@@ -139,7 +139,7 @@ Deno.test("raftd serve names the address it cannot bind", async () => {
         httpAddress: "127.0.0.1:0",
         dataDir: `${dir}/r`,
       }),
-      new RegExp(`cannot listen on --raft 127\\.0\\.0\\.1:${port}`),
+      new RegExp(`cannot listen on --raft 127\\.0\\.0\\.1:${port}: address already in use$`),
     );
   } finally {
     taken.close();

@@ -88,5 +88,13 @@ for (let i = 0; i < N; i++) {
 }
 await done.promise;
 
+// Binding a taken address fails the same way on every runtime.
+await assert.rejects(
+  TcpTransport.listen({ address: b.localAddress }),
+  (e: unknown) =>
+    e instanceof TransportError &&
+    e.message === `cannot listen on ${b.localAddress}: address already in use`,
+);
+
 await Promise.all([a.close(), b.close(), stranger.close()]);
 console.log(`ok runtime=${runtimeName} messages=${N} snapshot=${snapshotBytes}`);

@@ -594,7 +594,12 @@ Deno.test("tcp: options are validated and localAddress is the bound or advertise
   const a = await open();
   assert.match(a.localAddress, /^127\.0\.0\.1:\d+$/);
   assert.notEqual(parseAddress(a.localAddress).port, 0);
-  await assert.rejects(TcpTransport.listen({ address: a.localAddress }), "port in use");
+  await assert.rejects(
+    TcpTransport.listen({ address: a.localAddress }),
+    (e: unknown) =>
+      e instanceof TransportError &&
+      e.message === `cannot listen on ${a.localAddress}: address already in use`,
+  );
   const b = await open({ advertiseAddress: "node-b.internal:7002" });
   assert.equal(b.localAddress, "node-b.internal:7002");
   await a.close();
