@@ -15,14 +15,40 @@
 import { parseArgs } from "node:util";
 import { args, execPath, exit, spawn, writeStderr, writeStdout } from "../src/platform/process.ts";
 
-const BUN = "bun@1.4.4";
+/** The Bun that builds: from npm, so nothing needs installing by hand. */
+export const BUN = "bun@1.4.4";
 
-async function run(command: string, argv: string[], what: string): Promise<string> {
+/**
+ * Run `command` to completion; resolves with its standard output, rejects
+ * naming `what` when it fails.
+ *
+ * @example
+ * ```ts ignore
+ * import { run } from "./compile.ts";
+ * console.log(await run("npx", ["-y", "bun@1.4.4", "--version"], "bun --version"));
+ * ```
+ */
+export async function run(command: string, argv: string[], what: string): Promise<string> {
   const child = spawn(command, argv, { stdout: "piped", stderr: "inherit" });
   const out = child.stdout ? await new Response(child.stdout).text() : "";
   const status = await child.status;
   if (!status.success) throw new Error(`${what} failed (exit ${status.code ?? status.signal})`);
   return out;
+}
+
+/**
+ * Put the npm dependencies pinned in deno.json/deno.lock into `node_modules/`,
+ * where `bun build` looks for them.
+ *
+ * @example
+ * ```ts ignore
+ * import { installNpmDependencies } from "./compile.ts";
+ * await installNpmDependencies("build");
+ * ```
+ */
+export async function installNpmDependencies(what: string): Promise<void> {
+  writeStderr(`${what}: installing npm dependencies into node_modules/ for Bun\n`);
+  await run(execPath(), ["install", "--node-modules-dir=auto", "--quiet"], "deno install");
 }
 
 /**
@@ -36,9 +62,7 @@ async function run(command: string, argv: string[], what: string): Promise<strin
  */
 export async function compile(options: { outfile: string; target?: string }): Promise<string> {
   const root = new URL("..", import.meta.url).pathname;
-  const deno = execPath();
-  writeStderr("compile: installing npm dependencies into node_modules/ for Bun\n");
-  await run(deno, ["install", "--node-modules-dir=auto", "--quiet"], "deno install");
+  await installNpmDependencies("compile");
   writeStderr(`compile: bun build --compile → ${options.outfile}\n`);
   await run("npx", [
     "-y",

@@ -175,5 +175,5 @@ export interface FileSystem {
  * ```
  */
 export function defaultFileSystem(): FileSystem {
-  return runtimeName === "bun" ? nodeFileSystem : denoFileSystem;
+  return runtimeName === "deno" ? denoFileSystem : nodeFileSystem;
 }

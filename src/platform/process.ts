@@ -1,7 +1,7 @@
 /**
  * The process itself: arguments, environment, exit, signals, standard
  * streams, temporary directories, small text files and child processes.
- * Deno's native APIs on Deno; `node:` modules on Bun.
+ * Deno's native APIs on Deno; `node:` modules on Bun and Node.js.
  *
  * @module
  */
@@ -15,7 +15,8 @@ import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { runtimeName } from "./runtime.ts";
 
-const isBun = runtimeName === "bun";
+/** Bun and Node.js: the `node:` modules; Deno: its native APIs. */
+const nodeApis = runtimeName !== "deno";
 
 /**
  * Signals raftd reacts to.
@@ -38,7 +39,7 @@ export type ProcessSignal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL";
  * ```
  */
 export function args(): string[] {
-  return isBun ? nodeProcess.argv.slice(2) : [...Deno.args];
+  return nodeApis ? nodeProcess.argv.slice(2) : [...Deno.args];
 }
 
 /**
@@ -51,7 +52,7 @@ export function args(): string[] {
  * ```
  */
 export function env(name: string): string | undefined {
-  return isBun ? nodeProcess.env[name] : Deno.env.get(name);
+  return nodeApis ? nodeProcess.env[name] : Deno.env.get(name);
 }
 
 /**
@@ -64,7 +65,7 @@ export function env(name: string): string | undefined {
  * ```
  */
 export function exit(code: number): never {
-  if (isBun) nodeProcess.exit(code);
+  if (nodeApis) nodeProcess.exit(code);
   return Deno.exit(code);
 }
 
@@ -78,7 +79,7 @@ export function exit(code: number): never {
  * ```
  */
 export function execPath(): string {
-  return isBun ? nodeProcess.execPath : Deno.execPath();
+  return nodeApis ? nodeProcess.execPath : Deno.execPath();
 }
 
 /**
@@ -91,7 +92,7 @@ export function execPath(): string {
  * ```
  */
 export function pid(): number {
-  return isBun ? nodeProcess.pid : Deno.pid;
+  return nodeApis ? nodeProcess.pid : Deno.pid;
 }
 
 /**
@@ -111,7 +112,7 @@ export function onSignals(
 ): () => void {
   const removers = signals.map((signal) => {
     const fn = () => handler(signal);
-    if (isBun) {
+    if (nodeApis) {
       nodeProcess.on(signal, fn);
       return () => nodeProcess.off(signal, fn);
     }
@@ -140,7 +141,7 @@ function writeAllSync(fd: 1 | 2, text: string): void {
  * ```
  */
 export function writeStdout(text: string): void {
-  if (isBun) nodeProcess.stdout.write(text);
+  if (nodeApis) nodeProcess.stdout.write(text);
   else writeAllSync(1, text);
 }
 
@@ -154,7 +155,7 @@ export function writeStdout(text: string): void {
  * ```
  */
 export function writeStderr(text: string): void {
-  if (isBun) nodeProcess.stderr.write(text);
+  if (nodeApis) nodeProcess.stderr.write(text);
   else writeAllSync(2, text);
 }
 
@@ -169,7 +170,7 @@ export function writeStderr(text: string): void {
  * ```
  */
 export function makeTempDir(prefix: string): Promise<string> {
-  return isBun ? fsp.mkdtemp(path.join(os.tmpdir(), prefix)) : Deno.makeTempDir({ prefix });
+  return nodeApis ? fsp.mkdtemp(path.join(os.tmpdir(), prefix)) : Deno.makeTempDir({ prefix });
 }
 
 /**
@@ -182,7 +183,7 @@ export function makeTempDir(prefix: string): Promise<string> {
  * ```
  */
 export async function removeDir(dir: string): Promise<void> {
-  if (isBun) return await fsp.rm(dir, { recursive: true, force: true });
+  if (nodeApis) return await fsp.rm(dir, { recursive: true, force: true });
   try {
     await Deno.remove(dir, { recursive: true });
   } catch (e) {
@@ -202,7 +203,7 @@ export async function removeDir(dir: string): Promise<void> {
  * ```
  */
 export async function ensureDir(dir: string): Promise<void> {
-  if (isBun) await fsp.mkdir(dir, { recursive: true });
+  if (nodeApis) await fsp.mkdir(dir, { recursive: true });
   else await Deno.mkdir(dir, { recursive: true });
 }
 
@@ -216,7 +217,7 @@ export async function ensureDir(dir: string): Promise<void> {
  * ```
  */
 export function readTextFile(file: string): Promise<string> {
-  return isBun ? fsp.readFile(file, "utf8") : Deno.readTextFile(file);
+  return nodeApis ? fsp.readFile(file, "utf8") : Deno.readTextFile(file);
 }
 
 /**
@@ -229,7 +230,7 @@ export function readTextFile(file: string): Promise<string> {
  * ```
  */
 export function writeTextFile(file: string, text: string): Promise<void> {
-  return isBun ? fsp.writeFile(file, text, "utf8") : Deno.writeTextFile(file, text);
+  return nodeApis ? fsp.writeFile(file, text, "utf8") : Deno.writeTextFile(file, text);
 }
 
 /**
@@ -245,7 +246,7 @@ export function writeTextFile(file: string, text: string): Promise<void> {
  * ```
  */
 export function selfCommand(mainModuleUrl: string): { command: string; args: string[] } {
-  if (isBun) {
+  if (nodeApis) {
     // Compiled Bun executables run their modules from the embedded "$bunfs".
     if (mainModuleUrl.includes("$bunfs") || mainModuleUrl.includes("~BUN")) {
       return { command: nodeProcess.execPath, args: [] };
@@ -359,7 +360,7 @@ export interface ChildProcess {
  * ```
  */
 export function spawn(command: string, argv: string[], options: SpawnOptions = {}): ChildProcess {
-  if (isBun) return spawnNode(command, argv, options);
+  if (nodeApis) return spawnNode(command, argv, options);
   const child = new Deno.Command(command, {
     args: argv,
     env: options.env,
@@ -427,7 +428,7 @@ function spawnNode(command: string, argv: string[], options: SpawnOptions): Chil
  */
 export async function readStdin(): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  if (isBun) {
+  if (nodeApis) {
     for await (const c of nodeProcess.stdin) chunks.push(c as Uint8Array);
   } else {
     for await (const c of Deno.stdin.readable) chunks.push(c);

@@ -5,8 +5,8 @@
  * @module
  */
 
-/** The runtimes raftd supports. */
-export type RuntimeName = "deno" | "bun";
+/** The runtimes raftd supports. Bun and Node.js share the `node:` implementations. */
+export type RuntimeName = "deno" | "bun" | "node";
 
 /**
  * The runtime this process runs on.
@@ -17,4 +17,8 @@ export type RuntimeName = "deno" | "bun";
  * console.log(runtimeName); // "deno" under Deno
  * ```
  */
-export const runtimeName: RuntimeName = "Bun" in globalThis ? "bun" : "deno";
+export const runtimeName: RuntimeName = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
