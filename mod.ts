@@ -128,6 +128,8 @@ export {
   type VoteResponse,
 } from "./src/core/types.ts";
 export type { Histogram } from "./src/metrics.ts";
+// A node may run on an injected clock (RaftStores.clock), e.g. a test's virtual one.
+export type { Clock, TimerHandle } from "./src/node/clock.ts";
 export type {
   LogStore,
   SnapshotInfo,
@@ -158,6 +160,7 @@ export {
   type TcpTransportStats,
   type TcpTransportTlsOptions,
 } from "./src/transport/tcp_transport.ts";
+export { type ClusterMembership, isClusterId, newClusterId } from "./src/transport/cluster_id.ts";
 // A custom transport can carry messages in the same validated encoding as the TCP one.
 export { decodeMessage, encodeMessage } from "./src/transport/codec.ts";
 export {
