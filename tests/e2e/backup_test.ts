@@ -97,7 +97,9 @@ e2eTest({
         // The state as of the backup's index: the last acknowledged write at or before it.
         expected = new Map();
         for (const [key, writes] of acked) {
-          const last = writes.filter((w) => w.index <= backupIndex).at(-1);
+          // Responses arrive in any order: the state holds the write with the highest index.
+          const last = writes.filter((w) => w.index <= backupIndex)
+            .sort((x, y) => x.index - y.index).at(-1);
           if (last) expected.set(key, last.value);
         }
         if (uncertain.size === 0) assert.equal(info.keys, expected.size);
