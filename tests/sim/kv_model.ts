@@ -1,0 +1,215 @@
+/**
+ * The sequential model of raftd's KV state machine (`src/server/kv_fsm.ts`)
+ * for the linearizability checker: one register per key holding a value and
+ * the log index of the put that wrote it (its modify index). Compare-and-set
+ * compares that index (0: the key must be absent); a delete makes the key
+ * absent (index 0); a user snapshot restore replaces every key at once.
+ *
+ * Histories are checked one key at a time (linearizability is local: a
+ * history of single-key operations is linearizable iff each key's is). A
+ * restore touches every key; it is projected onto each key, which checks a
+ * necessary condition only.
+ *
+ * Values are unique per put, so a value names the put that wrote it, and the
+ * index a put got (from its own response, or from any read that saw its
+ * value) names it too. A put whose outcome is unknown may have an index
+ * nobody saw; a compare-and-set against it may go either way.
+ *
+ * @module
+ */
+
+import {
+  checkLinearizable,
+  type CheckResult,
+  type Model,
+  type Operation,
+} from "./linearizability.ts";
+
+/** A client request on one key. */
+export type KvInput =
+  | { op: "put"; key: string; value: string; cas?: number }
+  | { op: "delete"; key: string; cas?: number }
+  | { op: "get"; key: string }
+  /** A user snapshot restore, projected onto this key: afterwards it holds `value` (absent: undefined) with modify index `index`. */
+  | { op: "restore"; key: string; value: string | undefined; index: number };
+
+/** What a request returned. */
+export type KvOutput =
+  /** A put, delete or restore took effect at log index `index`. */
+  | { kind: "written"; index: number }
+  /** A compare-and-set failed: the key's modify index was `current` (0: absent). */
+  | { kind: "conflict"; current: number }
+  /** A read saw `value` (undefined: absent) with modify index `index` (0 when absent). */
+  | { kind: "read"; value: string | undefined; index: number };
+
+/** A KV operation of a client history. */
+export type KvOperation = Operation<KvInput, KvOutput> & {
+  /** Who ran it, for reports (e.g. "c3 via n2"). */
+  client?: string;
+};
+
+interface Register {
+  value: string | undefined;
+  /** Modify index; undefined when the put that wrote the value has an index nobody saw. */
+  index: number | undefined;
+}
+
+const ABSENT: Register = { value: undefined, index: 0 };
+
+/** Whether a compare-and-set against `cas` holds in `s`; undefined when nobody can tell. */
+function casHolds(s: Register, cas: number | undefined): boolean | undefined {
+  if (cas === undefined) return true;
+  if (s.index === undefined) return undefined;
+  return s.index === cas;
+}
+
+/**
+ * The register model of one key. `indexOf` maps a value to the modify index
+ * some response showed for it.
+ *
+ * @example
+ * ```ts
+ * import { kvModel } from "./kv_model.ts";
+ * const m = kvModel(new Map());
+ * const [s] = m.step(m.init(), { op: "put", key: "k", value: "v1" }, { kind: "written", index: 4 });
+ * console.log(m.step(s, { op: "get", key: "k" }, { kind: "read", value: "v1", index: 4 }).length); // 1
+ * console.log(m.step(s, { op: "get", key: "k" }, { kind: "read", value: undefined, index: 0 }).length); // 0
+ * ```
+ */
+export function kvModel(
+  indexOf: ReadonlyMap<string, number>,
+): Model<Register, KvInput, KvOutput> {
+  const write = (
+    s: Register,
+    cas: number | undefined,
+    output: KvOutput | undefined,
+    after: (index: number | undefined) => Register,
+  ): Register[] => {
+    const holds = casHolds(s, cas);
+    if (output === undefined) {
+      if (holds === true) return [after(undefined)];
+      if (holds === false) return [s];
+      return [after(undefined), s];
+    }
+    if (output.kind === "written") return holds === false ? [] : [after(output.index)];
+    if (output.kind === "conflict") {
+      if (cas === undefined || holds === true) return [];
+      return s.index === undefined || s.index === output.current ? [s] : [];
+    }
+    return [];
+  };
+  return {
+    init: () => ABSENT,
+    step(s, input, output) {
+      switch (input.op) {
+        case "put":
+          return write(s, input.cas, output, (index) => ({
+            value: input.value,
+            index: index ?? indexOf.get(input.value),
+          }));
+        case "delete":
+          return write(s, input.cas, output, () => ABSENT);
+        case "restore":
+          return [{ value: input.value, index: input.value === undefined ? 0 : input.index }];
+        case "get": {
+          if (output === undefined) return [s];
+          if (output.kind !== "read" || output.value !== s.value) return [];
+          if (s.value !== undefined && s.index !== undefined && s.index !== output.index) return [];
+          return [s];
+        }
+      }
+    },
+    key: (s) => `${s.value ?? "-"}@${s.index ?? "?"}`,
+  };
+}
+
+/** The verdict for a whole KV history. */
+export interface KvCheckResult {
+  /** `ok` when every key's history is linearizable; `unknown` when a search ran out of budget. */
+  result: CheckResult["result"];
+  /** Operations checked. */
+  operations: number;
+  /** For a violation (or an exhausted search): the key, and a readable account of its history. */
+  key?: string;
+  /** Readable lines: the key's operations in invocation order, then the longest linearizable prefix. */
+  report?: string[];
+}
+
+function describe(op: KvOperation): string {
+  const i = op.input;
+  const what = i.op === "put"
+    ? `put ${i.value}${i.cas !== undefined ? ` cas=${i.cas}` : ""}`
+    : i.op === "delete"
+    ? `delete${i.cas !== undefined ? ` cas=${i.cas}` : ""}`
+    : i.op === "restore"
+    ? `restore ${i.value ?? "(absent)"}@${i.index}`
+    : "get";
+  const o = op.output;
+  const got = o === undefined
+    ? "unknown"
+    : o.kind === "written"
+    ? `written@${o.index}`
+    : o.kind === "conflict"
+    ? `conflict current=${o.current}`
+    : `${o.value ?? "(absent)"}@${o.index}`;
+  const ret = op.ret === Infinity ? "?" : String(op.ret);
+  return `[${op.call}, ${ret}] ${op.client ?? ""} ${what} -> ${got}`;
+}
+
+/**
+ * Check a history of KV operations, key by key.
+ *
+ * @example A stale read after an acknowledged write
+ * ```ts
+ * import { checkKvHistory } from "./kv_model.ts";
+ * const r = checkKvHistory([
+ *   { call: 0, ret: 10, input: { op: "put", key: "k", value: "a" }, output: { kind: "written", index: 3 } },
+ *   { call: 11, ret: 12, input: { op: "get", key: "k" }, output: { kind: "read", value: undefined, index: 0 } },
+ * ]);
+ * console.log(r.result, r.key); // violation k
+ * ```
+ */
+export function checkKvHistory(
+  history: ReadonlyArray<KvOperation>,
+  options: { maxSteps?: number } = {},
+): KvCheckResult {
+  const byKey = new Map<string, KvOperation[]>();
+  for (const op of history) {
+    let ops = byKey.get(op.input.key);
+    if (ops === undefined) byKey.set(op.input.key, ops = []);
+    ops.push(op);
+  }
+  let unknown: KvCheckResult | undefined;
+  for (const key of [...byKey.keys()].sort()) {
+    const ops = byKey.get(key)!;
+    const indexOf = new Map<string, number>();
+    for (const op of ops) {
+      const o = op.output;
+      if (op.input.op === "put" && o?.kind === "written") indexOf.set(op.input.value, o.index);
+      if (o?.kind === "read" && o.value !== undefined) indexOf.set(o.value, o.index);
+      if (op.input.op === "restore" && op.input.value !== undefined) {
+        indexOf.set(op.input.value, op.input.index);
+      }
+    }
+    const verdict = checkLinearizable(kvModel(indexOf), ops, options);
+    if (verdict.result === "ok") continue;
+    const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) =>
+      a.op.call - b.op.call || a.i - b.i
+    );
+    const report = [
+      `history of key ${key} (${ops.length} operations, [invoked, answered]):`,
+      ...sorted.map(({ op }) => `  ${describe(op)}`),
+      `longest linearizable prefix (${verdict.longest.length} operations):`,
+      ...verdict.longest.map((i) => `  ${describe(ops[i])}`),
+    ];
+    const result: KvCheckResult = {
+      result: verdict.result,
+      operations: history.length,
+      key,
+      report,
+    };
+    if (verdict.result === "violation") return result;
+    unknown ??= result;
+  }
+  return unknown ?? { result: "ok", operations: history.length };
+}

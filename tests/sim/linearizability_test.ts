@@ -1,0 +1,292 @@
+/**
+ * The linearizability checker on small hand-written histories, linearizable
+ * and not, of the KV register model (put, delete, compare-and-set, get,
+ * restore; operations whose outcome is unknown), and on random histories
+ * built from a sequential run (always linearizable) and then corrupted.
+ */
+
+import assert from "node:assert/strict";
+import { checkLinearizable, type Model } from "./linearizability.ts";
+import { checkKvHistory, type KvInput, type KvOperation, type KvOutput } from "./kv_model.ts";
+import { Prng } from "./prng.ts";
+
+const U = Infinity;
+
+function put(
+  call: number,
+  ret: number,
+  value: string,
+  index?: number,
+  cas?: number,
+  key = "k",
+): KvOperation {
+  const input: KvInput = { op: "put", key, value, ...(cas !== undefined ? { cas } : {}) };
+  return {
+    call,
+    ret,
+    input,
+    ...(index !== undefined ? { output: { kind: "written", index } } : {}),
+  };
+}
+
+function conflict(
+  call: number,
+  ret: number,
+  value: string,
+  cas: number,
+  current: number,
+): KvOperation {
+  return {
+    call,
+    ret,
+    input: { op: "put", key: "k", value, cas },
+    output: { kind: "conflict", current },
+  };
+}
+
+function del(call: number, ret: number, index?: number, cas?: number, key = "k"): KvOperation {
+  return {
+    call,
+    ret,
+    input: { op: "delete", key, ...(cas !== undefined ? { cas } : {}) },
+    ...(index !== undefined ? { output: { kind: "written", index } } : {}),
+  };
+}
+
+function get(
+  call: number,
+  ret: number,
+  value: string | undefined,
+  index = 0,
+  key = "k",
+): KvOperation {
+  return { call, ret, input: { op: "get", key }, output: { kind: "read", value, index } };
+}
+
+const verdict = (h: KvOperation[]) => checkKvHistory(h).result;
+
+Deno.test("linearizability: sequential and concurrent histories that are linearizable", () => {
+  assert.equal(verdict([]), "ok");
+  assert.equal(verdict([put(0, 1, "a", 3), get(2, 3, "a", 3)]), "ok");
+  assert.equal(
+    verdict([get(0, 1, undefined), put(2, 3, "a", 3), del(4, 5, 6), get(6, 7, undefined)]),
+    "ok",
+  );
+  // A read concurrent with a put may see either value.
+  assert.equal(verdict([put(0, 10, "a", 3), get(1, 2, undefined)]), "ok");
+  assert.equal(verdict([put(0, 10, "a", 3), get(1, 2, "a", 3)]), "ok");
+  // Two concurrent puts, reads after both agree on the winner.
+  assert.equal(
+    verdict([put(0, 10, "a", 3), put(0, 10, "b", 4), get(11, 12, "a", 3), get(13, 14, "a", 3)]),
+    "ok",
+  );
+  // A read sees the put before the put's response arrives.
+  assert.equal(verdict([put(0, 10, "a", 3), get(2, 4, "a", 3), get(5, 6, "a", 3)]), "ok");
+});
+
+Deno.test("linearizability: stale, invented and flip-flopping reads are violations", () => {
+  // A read after an acknowledged put misses it.
+  const stale = checkKvHistory([put(0, 1, "a", 3), get(2, 3, undefined)]);
+  assert.equal(stale.result, "violation");
+  assert.equal(stale.key, "k");
+  assert.ok(stale.report!.some((l) => /get -> \(absent\)@0/.test(l)), stale.report!.join("\n"));
+  // A value nobody wrote.
+  assert.equal(verdict([put(0, 1, "a", 3), get(2, 3, "zzz", 9)]), "violation");
+  // During a long put, a read sees the new value and a later read the old one.
+  assert.equal(
+    verdict([put(0, 100, "b", 5), get(10, 20, "b", 5), get(30, 40, undefined)]),
+    "violation",
+  );
+  // The right value with a wrong modify index.
+  assert.equal(verdict([put(0, 1, "a", 3), get(2, 3, "a", 4)]), "violation");
+  // Two sequential puts, a read after both sees the first.
+  assert.equal(verdict([put(0, 1, "a", 3), put(2, 3, "b", 4), get(4, 5, "a", 3)]), "violation");
+});
+
+Deno.test("linearizability: an operation with an unknown outcome may happen late, or never", () => {
+  // It never happened.
+  assert.equal(verdict([put(0, U, "a"), get(5, 6, undefined), get(7, 8, undefined)]), "ok");
+  // It happened after a first read.
+  assert.equal(verdict([put(0, U, "a"), get(5, 6, undefined), get(7, 8, "a", 12)]), "ok");
+  // Once it happened it stays.
+  assert.equal(
+    verdict([put(0, U, "a"), get(5, 6, "a", 12), get(7, 8, undefined)]),
+    "violation",
+  );
+  // It cannot happen before it was invoked.
+  assert.equal(verdict([get(0, 1, "a", 12), put(2, U, "a")]), "violation");
+  // An unknown delete may remove a value later.
+  assert.equal(
+    verdict([put(0, 1, "a", 3), del(2, U), get(3, 4, "a", 3), get(5, 6, undefined)]),
+    "ok",
+  );
+});
+
+Deno.test("linearizability: compare-and-set against the modify index", () => {
+  // cas(3) after a@3 succeeds; a second cas(3) must fail.
+  assert.equal(
+    verdict([put(0, 1, "a", 3), put(2, 3, "b", 5, 3), put(4, 5, "c", 6, 3)]),
+    "violation",
+  );
+  assert.equal(
+    verdict([
+      put(0, 1, "a", 3),
+      put(2, 3, "b", 5, 3),
+      conflict(4, 5, "c", 3, 5),
+      get(6, 7, "b", 5),
+    ]),
+    "ok",
+  );
+  // The conflict must report the index that was current.
+  assert.equal(
+    verdict([put(0, 1, "a", 3), put(2, 3, "b", 5, 3), conflict(4, 5, "c", 3, 3)]),
+    "violation",
+  );
+  // cas 0: only while the key is absent.
+  assert.equal(verdict([put(0, 1, "a", 3, 0), put(2, 3, "b", 4, 0)]), "violation");
+  assert.equal(verdict([put(0, 1, "a", 3, 0), del(2, 3, 4, 3), put(4, 5, "b", 6, 0)]), "ok");
+  // A conflict that did not happen: the key held exactly the expected index.
+  assert.equal(verdict([put(0, 1, "a", 3), conflict(2, 3, "b", 3, 3)]), "violation");
+  // Against a put of unknown outcome whose index nobody saw, a cas may go either way.
+  assert.equal(verdict([put(0, U, "a"), put(5, 6, "b", 9, 17), get(7, 8, "b", 9)]), "ok");
+  assert.equal(
+    verdict([put(0, U, "a"), conflict(5, 6, "b", 17, 4), get(7, 8, undefined)]),
+    "violation",
+  );
+  // ...but it learns the index from a read that saw the value.
+  assert.equal(
+    verdict([put(0, U, "a"), get(2, 3, "a", 12), put(5, 6, "b", 13, 12), get(7, 8, "b", 13)]),
+    "ok",
+  );
+  assert.equal(
+    verdict([put(0, U, "a"), get(2, 3, "a", 12), put(5, 6, "b", 13, 11)]),
+    "violation",
+  );
+});
+
+Deno.test("linearizability: a restore replaces the key, and keys are checked separately", () => {
+  const restore = (
+    call: number,
+    ret: number,
+    value: string | undefined,
+    key = "k",
+  ): KvOperation => ({
+    call,
+    ret,
+    input: { op: "restore", key, value, index: 1e12 },
+    ...(ret === U ? {} : { output: { kind: "written", index: 50 } }),
+  });
+  assert.equal(verdict([put(0, 1, "a", 3), restore(2, 3, "r1"), get(4, 5, "r1", 1e12)]), "ok");
+  assert.equal(
+    verdict([put(0, 1, "a", 3), restore(2, 3, undefined), get(4, 5, "a", 3)]),
+    "violation",
+  );
+  assert.equal(
+    verdict([put(0, 1, "a", 3), restore(2, U, undefined), get(4, 5, "a", 3), get(6, 7, undefined)]),
+    "ok",
+  );
+  const two = checkKvHistory([
+    put(0, 1, "a", 3, undefined, "x"),
+    get(2, 3, "a", 3, "x"),
+    put(0, 1, "b", 4, undefined, "y"),
+    get(2, 3, undefined, 0, "y"),
+  ]);
+  assert.equal(two.result, "violation");
+  assert.equal(two.key, "y");
+  assert.equal(two.operations, 4);
+});
+
+Deno.test("linearizability: a search that runs out of budget says so", () => {
+  // Many concurrent unknown puts and reads: a big search space.
+  const h: KvOperation[] = [];
+  for (let i = 0; i < 30; i++) h.push(put(0, U, `v${i}`));
+  for (let i = 0; i < 30; i++) h.push(get(1 + i, 1 + i, `v${29 - i}`, 100 + i));
+  assert.equal(checkKvHistory(h, { maxSteps: 50 }).result, "unknown");
+});
+
+Deno.test("linearizability: a nondeterministic model explores every branch", () => {
+  // A coin that may or may not flip when tossed with an unknown result.
+  const coin: Model<boolean, "toss" | "look", boolean> = {
+    init: () => false,
+    step: (s, input, output) =>
+      input === "toss" ? (output === undefined ? [s, !s] : [output]) : output === s ? [s] : [],
+    key: String,
+  };
+  const ok = checkLinearizable(coin, [
+    { call: 0, ret: 1, input: "toss" },
+    { call: 2, ret: 3, input: "look", output: true },
+    { call: 4, ret: 5, input: "toss" },
+    { call: 6, ret: 7, input: "look", output: true },
+  ]);
+  assert.equal(ok.result, "ok");
+  const bad = checkLinearizable(coin, [
+    { call: 0, ret: 1, input: "look", output: true },
+  ]);
+  assert.equal(bad.result, "violation");
+  assert.deepEqual(bad.longest, []);
+});
+
+/** A random history of `ops` operations on a few keys, from a sequential run with random delays. */
+function randomHistory(seed: number, ops: number): KvOperation[] {
+  const rng = new Prng(seed);
+  const store = new Map<string, { value: string; index: number }>();
+  const out: KvOperation[] = [];
+  let index = 0;
+  let t = 0;
+  for (let i = 0; i < ops; i++) {
+    const key = `k${rng.int(0, 2)}`;
+    t += rng.int(1, 5);
+    // The operation takes effect at t; it was invoked before and answered after.
+    const call = t - rng.int(0, 20);
+    const ret = t + rng.int(0, 20);
+    const cur = store.get(key);
+    const roll = rng.float();
+    let input: KvInput;
+    let output: KvOutput;
+    if (roll < 0.35) {
+      input = { op: "get", key };
+      output = { kind: "read", value: cur?.value, index: cur?.index ?? 0 };
+    } else if (roll < 0.75) {
+      const cas = rng.chance(0.4)
+        ? (rng.chance(0.5) ? cur?.index ?? 0 : rng.int(0, index))
+        : undefined;
+      const value = `v${i}`;
+      input = { op: "put", key, value, ...(cas !== undefined ? { cas } : {}) };
+      if (cas !== undefined && (cur?.index ?? 0) !== cas) {
+        output = { kind: "conflict", current: cur?.index ?? 0 };
+      } else {
+        store.set(key, { value, index: ++index });
+        output = { kind: "written", index };
+      }
+    } else {
+      input = { op: "delete", key };
+      store.delete(key);
+      output = { kind: "written", index: ++index };
+    }
+    const unknown = input.op !== "get" && rng.chance(0.1);
+    out.push(unknown ? { call, ret: Infinity, input } : { call, ret, input, output });
+  }
+  return out;
+}
+
+Deno.test("linearizability: histories recorded from a sequential run always pass", () => {
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = checkKvHistory(randomHistory(seed, 60));
+    assert.equal(r.result, "ok", `seed ${seed}:\n${r.report?.join("\n")}`);
+  }
+});
+
+Deno.test("linearizability: the same histories with one read corrupted mostly fail", () => {
+  let caught = 0;
+  let tried = 0;
+  for (let seed = 1; seed <= 200; seed++) {
+    const h = randomHistory(seed, 60);
+    const reads = h.filter((op) => op.output?.kind === "read" && op.output.value !== undefined);
+    if (reads.length === 0) continue;
+    const victim = reads[new Prng(seed).int(0, reads.length - 1)];
+    (victim as { output: KvOutput }).output = { kind: "read", value: "never-written", index: 1e9 };
+    tried++;
+    if (checkKvHistory(h).result === "violation") caught++;
+  }
+  assert.equal(caught, tried, `${caught} of ${tried} corrupted histories caught`);
+});
