@@ -22,7 +22,9 @@ import {
 import type { Transport } from "../transport/types.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { createApi } from "./http_api.ts";
+import { withCheckedSnapshots } from "./checked_snapshots.ts";
 import { KvFsm, type KvResult } from "./kv_fsm.ts";
+import { checkedKvSnapshot } from "./kv_snapshot.ts";
 import { NodeIdentity } from "./node_identity.ts";
 import { checkNoUnfinishedRestore } from "./restore.ts";
 import { joinCluster, MemberRegistrar } from "./registrar.ts";
@@ -227,7 +229,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ) {
       throw new RangeError("--advertise-raft is required when --raft binds all interfaces");
     }
-    const transport: Transport = await bindOrExplain(
+    const tcp = await bindOrExplain(
       "--raft",
       options.raftAddress,
       () =>
@@ -239,6 +241,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           tls: options.tls,
         }),
     );
+    // Snapshot bytes a peer sends are checked before Raft stores and restores them.
+    const transport: Transport = withCheckedSnapshots(tcp, checkedKvSnapshot);
     cleanups.push(() => transport.close());
     const raftAddress = transport.localAddress;
 

@@ -332,40 +332,78 @@ export type KvRecord =
 export async function* readKvSnapshotRecords(
   data: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<KvRecord> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const q = new ByteQueue();
-  const out: KvRecord[] = [];
-  let sawMagic = false;
-  let ended = false;
-  let records = 0;
-
+  const parser = new KvSnapshotParser();
   const it = data[Symbol.asyncIterator]();
   for (;;) {
     // Errors of the source itself (I/O, a failed checksum) pass through as they are.
     const next = await it.next();
     if (next.done) break;
+    let records: KvRecord[];
     try {
-      consume(next.value);
+      records = parser.push(next.value);
     } catch (e) {
       return await drainThenThrow(it, e);
     }
-    yield* out;
-    out.length = 0;
+    yield* records;
   }
-  if (!ended) corrupt(sawMagic ? "truncated (no end marker)" : "truncated (no magic)");
+  parser.finish();
+}
 
-  function consume(chunk: Uint8Array): void {
-    if (ended) {
+/**
+ * Pass a snapshot stream through unchanged while checking that it is in this
+ * format: the result yields the same chunks and throws a `CorruptionError`
+ * (before yielding the offending chunk) at the first byte that cannot belong
+ * to a snapshot, or instead of ending when the stream is truncated. It holds
+ * no more than the record being read.
+ *
+ * @example
+ * ```ts
+ * import { checkedKvSnapshot } from "./kv_snapshot.ts";
+ * const garbage = (async function* () { yield new TextEncoder().encode("NOT A SNAPSHOT"); })();
+ * try {
+ *   for await (const chunk of checkedKvSnapshot(garbage)) console.log(chunk.length);
+ * } catch (e) {
+ *   console.log((e as Error).message); // KV snapshot is malformed: bad magic ...
+ * }
+ * ```
+ */
+export async function* checkedKvSnapshot(
+  data: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const parser = new KvSnapshotParser();
+  for await (const chunk of data) {
+    parser.push(chunk);
+    yield chunk;
+  }
+  parser.finish();
+}
+
+/**
+ * The format's incremental parser: `push` each chunk as it arrives (it
+ * returns the records it completed), then `finish`. Throws a
+ * `CorruptionError` as soon as the bytes cannot be a snapshot.
+ */
+class KvSnapshotParser {
+  #decoder = new TextDecoder("utf-8", { fatal: true });
+  #q = new ByteQueue();
+  #sawMagic = false;
+  #ended = false;
+  #records = 0;
+
+  push(chunk: Uint8Array): KvRecord[] {
+    const out: KvRecord[] = [];
+    if (this.#ended) {
       if (chunk.length > 0) corrupt("data after the end marker");
-      return;
+      return out;
     }
+    const q = this.#q;
+    const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
     q.push(chunk);
-    if (!sawMagic) {
-      if (q.length < MAGIC.length) return;
+    if (!this.#sawMagic) {
+      if (q.length < MAGIC.length) return out;
       const magic = q.take(MAGIC.length);
       if (!magic.every((b, i) => b === MAGIC[i])) corrupt("bad magic (not a raftd KV snapshot)");
-      sawMagic = true;
+      this.#sawMagic = true;
     }
     while (q.length > 0) {
       const tag = q.peekByte(0);
@@ -375,7 +413,7 @@ export async function* readKvSnapshotRecords(
         const valueLen = q.peekU32(5);
         if (q.length < KV_HEADER + keyLen + valueLen) break;
         const head = view(q.take(KV_HEADER));
-        const key = decoder.decode(q.take(keyLen));
+        const key = this.#decoder.decode(q.take(keyLen));
         const value = q.take(valueLen);
         out.push({
           type: "kv",
@@ -388,19 +426,28 @@ export async function* readKvSnapshotRecords(
         const httpLen = q.peekU32(5);
         if (q.length < MEMBER_HEADER + idLen + httpLen) break;
         q.take(MEMBER_HEADER);
-        const id = decoder.decode(q.take(idLen));
-        out.push({ type: "member", id, http: decoder.decode(q.take(httpLen)) });
+        const id = this.#decoder.decode(q.take(idLen));
+        out.push({ type: "member", id, http: this.#decoder.decode(q.take(httpLen)) });
       } else if (tag === TAG_END) {
         if (q.length < END_SIZE) break;
         const count = view(q.take(END_SIZE)).getFloat64(1);
-        if (count !== records) corrupt(`end marker counts ${count} records, read ${records}`);
+        if (count !== this.#records) {
+          corrupt(`end marker counts ${count} records, read ${this.#records}`);
+        }
         if (q.length > 0) corrupt("data after the end marker");
-        ended = true;
+        this.#ended = true;
         break;
       } else {
         corrupt(`unknown record tag ${tag}`);
       }
-      records++;
+      this.#records++;
+    }
+    return out;
+  }
+
+  finish(): void {
+    if (!this.#ended) {
+      corrupt(this.#sawMagic ? "truncated (no end marker)" : "truncated (no magic)");
     }
   }
 }

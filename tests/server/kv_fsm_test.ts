@@ -8,7 +8,11 @@ import {
   encodeSetMember,
   KvOp,
 } from "../../src/server/kv_command.ts";
-import { readKvSnapshot, writeKvSnapshot } from "../../src/server/kv_snapshot.ts";
+import {
+  checkedKvSnapshot,
+  readKvSnapshot,
+  writeKvSnapshot,
+} from "../../src/server/kv_snapshot.ts";
 import { CorruptionError } from "../../src/errors.ts";
 
 const te = new TextEncoder();
@@ -199,4 +203,40 @@ Deno.test("damaged snapshot bytes are a CorruptionError so the node can fall bac
   }
   await assert.rejects(readKvSnapshot(source()), (e: unknown) => e === fromStore);
   assert.ok(drained);
+});
+
+Deno.test("checkedKvSnapshot passes a snapshot through unchanged and stops garbage", async () => {
+  const fsm = new KvFsm();
+  fsm.apply(entry(1, encodePut("a", te.encode("1"))));
+  fsm.apply(entry(2, encodePut("b", new Uint8Array(100_000))));
+  const chunks = rechunk(await persistToChunks(fsm), 1000);
+  const passed: Uint8Array[] = [];
+  for await (const c of checkedKvSnapshot(stream(chunks))) passed.push(c);
+  assert.deepEqual(passed, chunks);
+
+  const whole = rechunk(chunks, 1 << 20)[0];
+  const cases: [Uint8Array[], RegExp][] = [
+    [[te.encode("NOTASNAPSHOT")], /bad magic/],
+    [[whole.slice(0, whole.length - 3)], /truncated/],
+    [[whole, new Uint8Array([1])], /after the end/],
+    [[], /truncated/],
+  ];
+  for (const [input, pattern] of cases) {
+    const seen: Uint8Array[] = [];
+    await assert.rejects(async () => {
+      for await (const c of checkedKvSnapshot(stream(input))) seen.push(c);
+    }, (e: unknown) => e instanceof CorruptionError && pattern.test(e.message));
+  }
+  // A stranger's garbage is refused at its first chunk, before more is stored.
+  let pulled = 0;
+  async function* endless() {
+    for (;;) {
+      pulled++;
+      yield new Uint8Array(1024).fill(7);
+    }
+  }
+  await assert.rejects(async () => {
+    for await (const _ of checkedKvSnapshot(endless())) { /* stored */ }
+  }, /bad magic/);
+  assert.equal(pulled, 1);
 });
