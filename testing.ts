@@ -2,32 +2,30 @@
  * Helpers for testing code built on raftd, as hashicorp/raft ships its
  * in-memory transport: {@linkcode MemoryNetwork} (transports that deliver in
  * memory, with loss, delay, duplication, reordering and partitions), memory
- * log, stable and snapshot stores, and {@linkcode formCluster}, which forms an
- * n-node cluster of real `Raft` nodes in one call.
+ * log, stable and snapshot stores, {@linkcode formCluster}, which forms an
+ * n-node cluster of real `Raft` nodes in one call, and {@linkcode RecordingFSM},
+ * a state machine that keeps every command it applied.
  *
  * @example A three-node cluster, a partition, a new leader
  * ```ts
- * import { formCluster } from "./testing.ts";
- * import type { FSMEntry } from "./mod.ts";
+ * import { formCluster, type RecordingFSM } from "./testing.ts";
  *
- * class Count {
- *   n = 0;
- *   apply(_e: FSMEntry) { return ++this.n; }
- *   snapshot() { return { persist: async () => {}, release() {} }; }
- *   async restore() {}
- * }
- * await using cluster = await formCluster({ fsm: () => new Count() });
+ * await using cluster = await formCluster(); // three voters, each with a RecordingFSM
  * const old = cluster.leader()!;
  * cluster.network.isolate(old.id);
  * await cluster.waitFor("a leader in a newer term", () =>
  *   cluster.leader()!.currentTerm > old.currentTerm);
- * const { response } = await cluster.leader()!.apply(new Uint8Array([1]));
- * console.log(response); // 1
+ * const { index } = await cluster.leader()!.apply(new TextEncoder().encode("after"));
+ * cluster.network.heal();
+ * await cluster.waitFor("every node to apply it", () =>
+ *   cluster.nodes.every((n) => n.raft.appliedIndex >= index));
+ * console.log((cluster.node(old.id).fsm as RecordingFSM).texts()); // ["after"]
  * ```
  *
  * @module
  */
 
+export { RecordingFSM } from "./src/testing/recording_fsm.ts";
 export {
   formCluster,
   TestCluster,

@@ -14,6 +14,7 @@ import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { MemorySnapshotStore } from "../storage/memory_snapshot_store.ts";
 import { MemoryStableStore } from "../storage/memory_stable_store.ts";
 import { MemoryNetwork } from "../transport/memory_transport.ts";
+import { RecordingFSM } from "./recording_fsm.ts";
 import { describeValue } from "../describe_value.ts";
 
 /** Timings that elect a leader in a fraction of a second; the default of {@linkcode formCluster}. */
@@ -24,8 +25,11 @@ const POLL_MS = 5;
 
 /** Options of {@linkcode formCluster}. */
 export interface TestClusterOptions<R> {
-  /** Builds the state machine of a node; called again when a node restarts. */
-  fsm: (id: ServerId) => FSM<R>;
+  /**
+   * Builds the state machine of a node; called again when a node restarts.
+   * Default: a {@linkcode RecordingFSM} per node.
+   */
+  fsm?: (id: ServerId) => FSM<R>;
   /** Number of voters. Default 3. */
   size?: number;
   /** Server ids; default `n1`, `n2`, … (its length wins over `size`). */
@@ -83,7 +87,7 @@ function sleep(ms: number): Promise<void> {
  *   snapshot: () => ({ persist: async () => {}, release() {} }),
  *   restore: async () => {},
  * });
- * await using cluster = await formCluster({ fsm });
+ * await using cluster = await formCluster();
  * const first = cluster.leader()!;
  * await cluster.stop(first.id);
  * const second = await cluster.waitForLeader();
@@ -121,12 +125,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * const n2 = cluster.node("n2");
    * console.log(n2.raft.state);
    * ```
@@ -150,12 +149,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * const leader = cluster.leader();
    * if (leader) await leader.apply(new Uint8Array([1]));
    * ```
@@ -179,12 +173,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * cluster.network.heal();
    * const leader = await cluster.waitForLeader({ timeout: 5000 });
    * ```
@@ -204,12 +193,7 @@ export class TestCluster<R> {
    * @example Wait until every node applied the same index
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * const { index } = await cluster.leader()!.apply(new Uint8Array([1]));
    * await cluster.waitFor("all applied", () => cluster.nodes.every((n) => n.raft.appliedIndex >= index));
    * ```
@@ -238,12 +222,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * await cluster.stop("n1");
    * console.log(cluster.node("n1").raft.state); // "shutdown"
    * ```
@@ -259,12 +238,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * await cluster.stop("n3");
    * const n3 = await cluster.restart("n3");
    * console.log(n3.raft.state); // "follower"
@@ -290,12 +264,7 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
-   * await using cluster = await formCluster({ fsm });
+   * await using cluster = await formCluster();
    * await cluster.shutdown();
    * ```
    */
@@ -310,13 +279,8 @@ export class TestCluster<R> {
    * @example
    * ```ts
    * import { formCluster } from "./test_cluster.ts";
-   * const fsm = () => ({
-   *   apply: () => 0,
-   *   snapshot: () => ({ persist: async () => {}, release() {} }),
-   *   restore: async () => {},
-   * });
    * {
-   *   await using cluster = await formCluster({ fsm });
+   *   await using cluster = await formCluster();
    *   // … the test …
    * } // every node is shut down here, even when the test threw
    * ```
@@ -332,6 +296,7 @@ export class TestCluster<R> {
  * with. Every node runs the real `Raft` on memory
  * stores; all of them talk over one {@linkcode MemoryNetwork}.
  *
+ * @throws {TypeError} when `options` is not an object or `fsm` not a function.
  * @throws {RangeError} when `size` is not a positive integer or `ids` repeats an id.
  * @throws {Error} when no leader emerged within `timeout` (the nodes are shut down first).
  *
@@ -352,8 +317,14 @@ export class TestCluster<R> {
  * await cluster.shutdown();
  * ```
  */
-export async function formCluster<R>(options: TestClusterOptions<R>): Promise<TestCluster<R>> {
-  if (typeof options?.fsm !== "function") {
+export async function formCluster<R = number>(
+  options: TestClusterOptions<R> = {},
+): Promise<TestCluster<R>> {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+  }
+  const makeFsm = options.fsm ?? (() => new RecordingFSM() as unknown as FSM<R>);
+  if (typeof makeFsm !== "function") {
     throw new TypeError(
       `options.fsm must be a function returning a state machine, got ${
         describeValue(options?.fsm)
@@ -371,10 +342,10 @@ export async function formCluster<R>(options: TestClusterOptions<R>): Promise<Te
   const config = { ...FAST_TIMINGS, ...options.config };
   const network = options.network ?? new MemoryNetwork({ seed: 1 });
   const nodes: TestClusterNode<R>[] = [];
-  const cluster = new TestCluster<R>(network, nodes, options.fsm, config);
+  const cluster = new TestCluster<R>(network, nodes, makeFsm, config);
   try {
     for (const id of ids) {
-      const fsm = options.fsm(id);
+      const fsm = makeFsm(id);
       const logStore = new MemoryLogStore();
       const stableStore = new MemoryStableStore();
       const snapshotStore = new MemorySnapshotStore();

@@ -78,8 +78,12 @@ Deno.test("faults go through the cluster's network", async () => {
 
 Deno.test("bad options and unknown nodes get clear errors", async () => {
   await assert.rejects(
-    formCluster({ fsm: undefined as never }),
-    /^TypeError: options\.fsm must be a function returning a state machine, got undefined$/,
+    formCluster({ fsm: 5 as never }),
+    /^TypeError: options\.fsm must be a function returning a state machine, got number 5$/,
+  );
+  await assert.rejects(
+    formCluster(null as never),
+    /^TypeError: options must be an object, got null$/,
   );
   await assert.rejects(
     formCluster({ fsm: () => new Lines(), size: 0 }),
