@@ -4,15 +4,18 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { ServerId } from "./core/types.ts";
 import { describeValue } from "./describe_value.ts";
+import type { Logger } from "./logger.ts";
 
 /**
  * The defaults of every {@linkcode Config} field: the one place they live.
  * {@linkcode validateConfig}, the `raftd serve --help` text and the docs all
- * read them from here. Two defaults are rules rather than values:
- * `leaderLeaseTimeout` is 0.8 × `electionTimeout`, and `random` is
- * `Math.random`.
+ * read them from here. Three defaults are rules rather than values:
+ * `leaderLeaseTimeout` is 0.8 × `electionTimeout`, `random` is
+ * `Math.random`, and `logger` is LogTape's logger of the category
+ * `["raftd", "raft"]` (silent until LogTape is configured).
  *
  * @example
  * ```ts
@@ -21,7 +24,7 @@ import { describeValue } from "./describe_value.ts";
  * ```
  */
 export const DEFAULT_CONFIG: Readonly<
-  Required<Omit<Config, "id" | "leaderLeaseTimeout" | "random">>
+  Required<Omit<Config, "id" | "leaderLeaseTimeout" | "random" | "logger">>
 > = Object.freeze(
   {
     heartbeatInterval: 100,
@@ -41,6 +44,9 @@ export const DEFAULT_CONFIG: Readonly<
     maxApplyBatch: 512,
   } as const,
 );
+
+/** What a {@linkcode Logger} must be able to do. */
+const LOGGER_METHODS = ["debug", "info", "warn", "error"] as const;
 
 /** The lease is this fraction of the election timeout unless `leaderLeaseTimeout` is given. */
 const LEASE_FRACTION = 0.8;
@@ -104,6 +110,14 @@ export interface Config {
   maxApplyBatch?: number;
   /** Source of randomness in [0, 1) for election timeouts; seed it for replayable tests. Default Math.random. */
   random?: () => number;
+  /**
+   * Where the node reports what it does: elections won and lost, snapshots,
+   * membership changes, storage trouble. Default: LogTape's logger of the
+   * category `["raftd", "raft"]`, silent until the application configures
+   * LogTape. Any object with `debug/info/warn/error(message, properties)`
+   * fits (see {@linkcode Logger}).
+   */
+  logger?: Logger;
 }
 
 /** A {@linkcode Config} with every default filled in. */
@@ -202,6 +216,7 @@ export function validateConfig(config: Config): ResolvedConfig {
     storageTimeout: config.storageTimeout ?? DEFAULT_CONFIG.storageTimeout,
     maxApplyBatch: config.maxApplyBatch ?? DEFAULT_CONFIG.maxApplyBatch,
     random: config.random ?? Math.random,
+    logger: config.logger ?? getLogger(["raftd", "raft"]),
   };
   positiveInteger("maxAppendEntries", resolved.maxAppendEntries);
   positiveInteger("maxAppendBytes", resolved.maxAppendBytes);
@@ -220,6 +235,17 @@ export function validateConfig(config: Config): ResolvedConfig {
   }
   if (typeof resolved.random !== "function") {
     throw new TypeError(`config.random must be a function, got ${describeValue(resolved.random)}`);
+  }
+  const logger = resolved.logger as unknown as Record<string, unknown> | null;
+  const missing = typeof logger === "object" && logger !== null
+    ? LOGGER_METHODS.filter((m) => typeof logger[m] !== "function")
+    : LOGGER_METHODS;
+  if (missing.length > 0) {
+    throw new TypeError(
+      `config.logger must have the methods ${LOGGER_METHODS.join(", ")}, got ${
+        describeValue(resolved.logger)
+      }${typeof logger === "object" && logger !== null ? ` without ${missing.join(", ")}` : ""}`,
+    );
   }
   return resolved;
 }

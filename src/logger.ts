@@ -10,7 +10,10 @@
  * import { configure, getConsoleSink } from "@logtape/logtape";
  * await configure({
  *   sinks: { console: getConsoleSink() },
- *   loggers: [{ category: "raftd", lowestLevel: "info", sinks: ["console"] }],
+ *   loggers: [
+ *     { category: "raftd", lowestLevel: "info", sinks: ["console"] },
+ *     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+ *   ],
  *   reset: true,
  * });
  * await configure({ sinks: {}, loggers: [], reset: true }); // silent again

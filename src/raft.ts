@@ -12,14 +12,15 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import {
   type Config,
   type ReloadableConfig,
   type ResolvedConfig,
+  resolveReload,
   validateConfig,
 } from "./config.ts";
 import { checkConfiguration, type ConfigurationChange } from "./core/membership.ts";
+import { describeValue } from "./describe_value.ts";
 import { RaftCore } from "./core/raft_core.ts";
 import {
   type Configuration,
@@ -67,7 +68,6 @@ import { WritePipeline } from "./node/write_pipeline.ts";
 import type { LogStore, SnapshotInfo, SnapshotStore, StableStore } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
 
-const log = getLogger(["raftd", "raft"]);
 const EMPTY = new Uint8Array(0);
 
 /** The stores and transport a node runs on. */
@@ -101,7 +101,7 @@ export type {
 
 function checkId(value: unknown, what: string): asserts value is string {
   if (typeof value !== "string" || value.length === 0) {
-    throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(value)}`);
+    throw new TypeError(`${what} must be a non-empty string, got ${describeValue(value)}`);
   }
 }
 
@@ -174,7 +174,7 @@ export class Raft<R = unknown> {
   #pipeline: WritePipeline;
   #runner: FsmRunner<R>;
   #snapshots: Snapshots<R>;
-  #observers = new Observers();
+  #observers: Observers;
   #loop: ReadyLoop<R>;
 
   #applySeconds = new HistogramRecorder();
@@ -196,11 +196,13 @@ export class Raft<R = unknown> {
     this.#ownsClock = stores.clock === undefined;
     this.#clock = stores.clock ?? new RealClock();
     this.#timers = new NodeTimers(this.#clock);
+    this.#observers = new Observers(config.logger);
     const node: NodeContext = {
       id: config.id,
       core,
       clock: this.#clock,
       timers: this.#timers,
+      log: config.logger,
       config: () => this.#config,
       failure: () => this.#failed,
       isShutdown: () => this.#shutdown,
@@ -223,6 +225,7 @@ export class Raft<R = unknown> {
       },
       this.#clock,
       this.#applySeconds,
+      config.logger,
     );
     this.#pipeline = new WritePipeline(node, stores, {
       installSnapshot: (meta) => this.#snapshots.install(meta),
@@ -260,7 +263,41 @@ export class Raft<R = unknown> {
   /**
    * Start a node on its stores: restores the newest valid snapshot into the
    * FSM, loads the log, applies what is known committed, and starts the
-   * transport and timers.
+   * transport and timers. A new cluster then needs {@linkcode Raft.bootstrapCluster}
+   * on one server (or on every server, with the same configuration).
+   *
+   * @throws {TypeError} when `config`, `fsm` or `stores` is missing something or has a value of the
+   * wrong type (the message names the field and shows what was given).
+   * @throws {RangeError} when a number in `config` is out of range or two timings contradict.
+   * @throws {CorruptionError} when every stored snapshot fails its checks.
+   * @throws {StorageError} when the stores cannot be read.
+   * @throws {TransportError} when the transport cannot start (e.g. it is closed).
+   *
+   * @example A node on disk, reachable over TCP
+   * ```ts
+   * import { Raft } from "./raft.ts";
+   * import { FileLogStore, FileSnapshotStore, FileStableStore } from "./storage/mod.ts";
+   * import { TcpTransport } from "./transport/mod.ts";
+   * import { RecordingFSM } from "./testing/recording_fsm.ts";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const transport = await TcpTransport.listen({ address: "127.0.0.1:0" });
+   * const logStore = await FileLogStore.open(`${dir}/log`);
+   * const stableStore = await FileStableStore.open(`${dir}/stable`);
+   * const raft = await Raft.create({ id: "n1" }, new RecordingFSM(), {
+   *   logStore,
+   *   stableStore,
+   *   snapshotStore: await FileSnapshotStore.open(`${dir}/snapshots`),
+   *   transport,
+   * });
+   * await raft.bootstrapCluster({
+   *   servers: [{ id: "n1", address: transport.localAddress, suffrage: "voter" }],
+   * });
+   * await raft.shutdown();
+   * await logStore.close();
+   * await stableStore.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   static async create<R>(config: Config, fsm: FSM<R>, stores: RaftStores): Promise<Raft<R>> {
     const resolved = validateConfig(config);
@@ -280,7 +317,7 @@ export class Raft<R = unknown> {
         }`,
       );
     }
-    const stored = await loadStoredState(fsm, stores);
+    const stored = await loadStoredState(fsm, stores, resolved.logger);
     const { tickMs, coreOptions } = coreOptionsFor(resolved);
     const core = new RaftCore(coreOptions, {
       hardState: stored.hardState,
@@ -297,7 +334,7 @@ export class Raft<R = unknown> {
     }
     raft.#loop.start();
     raft.#snapshots.armTimer();
-    log.info(
+    resolved.logger.info(
       "raft {id} started: term {term}, last index {last}, commit {commit}, snapshot {snap}",
       {
         id: resolved.id,
@@ -311,7 +348,26 @@ export class Raft<R = unknown> {
     return raft;
   }
 
-  /** Whether the stores hold any Raft state (a term, a log or a snapshot). */
+  /**
+   * Whether the stores hold any Raft state (a term, a log or a snapshot):
+   * `false` means a brand-new server, to bootstrap or to add to a cluster.
+   *
+   * @throws {StorageError} when a store cannot be read.
+   *
+   * @example
+   * ```ts
+   * import { Raft } from "./raft.ts";
+   * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "./storage/mod.ts";
+   * const stores = {
+   *   logStore: new MemoryLogStore(),
+   *   stableStore: new MemoryStableStore(),
+   *   snapshotStore: new MemorySnapshotStore(),
+   * };
+   * console.log(await Raft.hasExistingState(stores)); // false
+   * await stores.stableStore.setState({ term: 1, vote: "", commit: 0 });
+   * console.log(await Raft.hasExistingState(stores)); // true
+   * ```
+   */
   static async hasExistingState(stores: Omit<RaftStores, "transport">): Promise<boolean> {
     return await hasExistingState(stores);
   }
@@ -322,6 +378,28 @@ export class Raft<R = unknown> {
    * into the FSM, write a snapshot carrying `configuration`, and drop the log.
    * Start the node afterwards; do this on every surviving server with the
    * same configuration. Entries that were never committed may be kept.
+   *
+   * @throws {TypeError} when `config` or `configuration` is malformed.
+   * @throws {ConfigurationError} when `configuration` has no voter.
+   * @throws {InvalidStateError} when the stores hold no state (nothing to recover).
+   * @throws {CorruptionError} when every stored snapshot fails its checks.
+   * @throws {StorageError} when the stores cannot be read or written.
+   *
+   * @example Restart the survivor of a three-node cluster alone
+   * ```ts
+   * import { formCluster, RecordingFSM } from "../testing.ts";
+   * import { Raft } from "./raft.ts";
+   *
+   * const cluster = await formCluster(); // n1, n2, n3
+   * await cluster.leader()!.apply(new TextEncoder().encode("kept"));
+   * await cluster.shutdown(); // say n2 and n3 are lost for good
+   * const { logStore, stableStore, snapshotStore } = cluster.node("n1");
+   * const fsm = new RecordingFSM();
+   * await Raft.recoverCluster({ id: "n1" }, fsm, { logStore, stableStore, snapshotStore }, {
+   *   servers: [{ id: "n1", address: "n1", suffrage: "voter" }],
+   * });
+   * console.log(fsm.texts()); // ["kept"]
+   * ```
    */
   static async recoverCluster<R>(
     config: Config,
@@ -333,8 +411,34 @@ export class Raft<R = unknown> {
   }
 
   /**
-   * Write the first configuration of a brand-new cluster. Throws
-   * {@linkcode InvalidStateError} when this node already has state.
+   * Write the first configuration of a brand-new cluster. Resolves once it is
+   * on disk; the node then elects itself (a single voter) or campaigns with
+   * the others.
+   *
+   * @throws {InvalidStateError} when this node already has state (bootstrap happens once).
+   * @throws {ConfigurationError} when `configuration` has no voter.
+   * @throws {TypeError} when `configuration` is malformed (the message names the server at fault).
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { Raft } from "./raft.ts";
+   * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "./storage/mod.ts";
+   * import { MemoryNetwork } from "./transport/mod.ts";
+   * import { RecordingFSM } from "./testing/recording_fsm.ts";
+   *
+   * const raft = await Raft.create({ id: "n1" }, new RecordingFSM(), {
+   *   logStore: new MemoryLogStore(),
+   *   stableStore: new MemoryStableStore(),
+   *   snapshotStore: new MemorySnapshotStore(),
+   *   transport: new MemoryNetwork().transport("n1"),
+   * });
+   * await raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] });
+   * await raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] })
+   *   .catch((e: Error) => console.log(e.name)); // InvalidStateError
+   * await raft.shutdown();
+   * ```
    */
   async bootstrapCluster(configuration: Configuration): Promise<void> {
     this.#checkRunning();
@@ -346,8 +450,20 @@ export class Raft<R = unknown> {
 
   /**
    * Stop the node: timers, transport, pending operations (rejected with
-   * {@linkcode ShutdownError}); waits for in-flight writes. Stores stay open
-   * (they belong to the caller).
+   * {@linkcode ShutdownError}); waits for in-flight writes (at most
+   * `storageTimeout`). Stores stay open (they belong to the caller).
+   * Idempotent; never rejects (a failing transport close is logged).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const pending = raft.barrier();
+   * await raft.shutdown();
+   * console.log(raft.state); // "shutdown"
+   * await pending.catch((e: Error) => console.log(e.name)); // ShutdownError, unless it finished first
+   * ```
    */
   async shutdown(): Promise<void> {
     if (this.#shutdown) return;
@@ -358,7 +474,7 @@ export class Raft<R = unknown> {
     try {
       await this.#transport.close();
     } catch (e) {
-      log.warn("closing transport failed: {error}", { error: String(e) });
+      this.#config.logger.warn("closing transport failed: {error}", { error: String(e) });
     }
     // A snapshot being taken or installed, and the write in flight, may finish (not forever).
     await this.#settleWithin(
@@ -370,7 +486,9 @@ export class Raft<R = unknown> {
         // Only the commit index of a persisted Ready: its entries are on disk.
         await this.#pipeline.flushCommitHint();
       } catch (e) {
-        log.warn("writing the commit hint at shutdown failed: {error}", { error: String(e) });
+        this.#config.logger.warn("writing the commit hint at shutdown failed: {error}", {
+          error: String(e),
+        });
       }
     }
     this.#pending.rejectAll(new ShutdownError());
@@ -396,6 +514,50 @@ export class Raft<R = unknown> {
   /**
    * Replicate `data` and apply it to the FSM. Resolves with the FSM's result
    * once the entry is committed (durable on a quorum) and applied here.
+   * `options.timeout` covers the whole commit, not just the enqueue.
+   *
+   * @throws {TypeError} when `data` is not a `Uint8Array`.
+   * @throws {NotLeaderError} when this node is not the leader (nothing was appended; `leader` names
+   * the one it knows, to retry there).
+   * @throws {LeadershipLostError} when leadership was lost before the entry committed: `outcome` is
+   * `"not_committed"` (a newer leader overwrote it) or `"unknown"` (a new leader may still commit it;
+   * check before retrying a write that is not idempotent).
+   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
+   * applied) or `"unknown"`.
+   * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
+   * before it was proposed), `"committed"` or `"unknown"`.
+   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
+   * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
+   * @throws {RangeError} when `options.timeout` is not a positive number.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const { index, term, response } = await raft.apply(new TextEncoder().encode("x"), {
+   *   timeout: 5000,
+   * });
+   * console.log(index > 0, term > 0, response); // true true 1
+   * ```
+   *
+   * @example What a caller does with each failure
+   * ```ts
+   * import { LeadershipLostError, NotLeaderError, TimeoutError } from "./errors.ts";
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster();
+   * const follower = cluster.nodes.find((n) => n.raft.state !== "leader")!.raft;
+   * try {
+   *   await follower.apply(new TextEncoder().encode("x"));
+   * } catch (e) {
+   *   if (e instanceof NotLeaderError) console.log("retry at", e.leader?.id);
+   *   else if (e instanceof LeadershipLostError || e instanceof TimeoutError) {
+   *     console.log(e.outcome === "unknown" ? "check before retrying" : e.outcome);
+   *   } else throw e;
+   * }
+   * ```
    */
   apply(data: Uint8Array, options?: OperationOptions): Promise<ApplyResult<R>> {
     if (!(data instanceof Uint8Array)) {
@@ -404,13 +566,62 @@ export class Raft<R = unknown> {
     return this.#propose(data, EntryType.Normal, "apply", options) as Promise<ApplyResult<R>>;
   }
 
-  /** Resolves once every entry before it is applied (a no-op entry committed and applied). */
+  /**
+   * Resolves once every entry before it is applied here (a no-op entry
+   * committed and applied), with that entry's index. Use it after winning
+   * leadership to serve reads from an up-to-date FSM.
+   *
+   * @throws {NotLeaderError} when this node is not the leader (nothing was appended; `leader` names
+   * the one it knows, to retry there).
+   * @throws {LeadershipLostError} when leadership was lost before the entry committed: `outcome` is
+   * `"not_committed"` (a newer leader overwrote it) or `"unknown"` (a new leader may still commit it;
+   * check before retrying a write that is not idempotent).
+   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
+   * applied) or `"unknown"`.
+   * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
+   * before it was proposed), `"committed"` or `"unknown"`.
+   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
+   * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
+   * @throws {RangeError} when `options.timeout` is not a positive number.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.barrier();
+   * console.log(raft.appliedIndex >= index); // true
+   * ```
+   */
   async barrier(options?: OperationOptions): Promise<IndexResult> {
     const r = await this.#propose(EMPTY, EntryType.Noop, "barrier", options);
     return { index: r.index };
   }
 
-  /** Confirm with a quorum that this node is still the leader. */
+  /**
+   * Confirm with a quorum that this node is still the leader (a heartbeat
+   * round trip; no log write).
+   *
+   * @throws {NotLeaderError} when this node is not the leader, or lost leadership before a quorum
+   * confirmed it.
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`: a read
+   * changes nothing).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` `"not_committed"`).
+   * @throws {RangeError} when `options.timeout` is not a positive number.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * await raft.verifyLeader({ timeout: 1000 });
+   * console.log("still the leader");
+   * ```
+   */
   async verifyLeader(options?: OperationOptions): Promise<void> {
     await this.#read(false, false, "verifyLeader", options);
   }
@@ -418,13 +629,61 @@ export class Raft<R = unknown> {
   /**
    * A linearizable read point: resolves with an index once this leader has
    * confirmed its leadership and applied up to it; reads of the FSM are then
-   * linearizable. With `lease`, a valid leader lease skips the round trip.
+   * linearizable. With `lease`, a valid leader lease (`leaderLeaseTimeout`
+   * since a quorum last answered) skips the round trip.
+   *
+   * @throws {NotLeaderError} when this node is not the leader, or lost leadership before a quorum
+   * confirmed it.
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`: a read
+   * changes nothing).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` `"not_committed"`).
+   * @throws {RangeError} when `options.timeout` is not a positive number.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * await raft.apply(new TextEncoder().encode("x"));
+   * const index = await raft.readIndex(); // or { lease: true }
+   * console.log(raft.appliedIndex >= index); // true: read the FSM now
+   * ```
    */
   readIndex(options?: ReadOptions): Promise<number> {
     return this.#read(options?.lease === true, true, "readIndex", options);
   }
 
-  /** Add a voter: joins as staging and is promoted once caught up. Resolves when the change commits. */
+  /**
+   * Add a voter: it joins as `staging` (receives the log, does not vote) and
+   * is promoted once within `catchupMargin` entries of the leader. Resolves
+   * when the change commits. With an id already present, updates its address
+   * (a non-voter becomes staging).
+   *
+   * @throws {TypeError} when `id` or `address` is not a non-empty string.
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
+   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
+   * configuration's index, the server is not a member, or no voter would be left.
+   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
+   * `"not_committed"` or `"unknown"`).
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
+   * @throws {InvalidStateError} while a restore is in progress.
+   * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.addVoter("n4", "n4");
+   * console.log(raft.getConfiguration().index === index); // true
+   * ```
+   */
   addVoter(
     id: ServerId,
     address: ServerAddress,
@@ -435,7 +694,34 @@ export class Raft<R = unknown> {
     return this.#changeMembership({ op: "addVoter", id, address }, "addVoter", options);
   }
 
-  /** Add a server that receives the log but does not vote. */
+  /**
+   * Add a server that receives the log but does not vote nor count towards
+   * quorum (a read replica). Resolves when the change commits.
+   *
+   * @throws {TypeError} when `id` or `address` is not a non-empty string.
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
+   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
+   * configuration's index, the server is not a member, or no voter would be left.
+   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
+   * `"not_committed"` or `"unknown"`).
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
+   * @throws {InvalidStateError} while a restore is in progress.
+   * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * await raft.addNonvoter("replica", "replica");
+   * const added = raft.getConfiguration().configuration.servers.find((s) => s.id === "replica");
+   * console.log(added?.suffrage); // "nonvoter"
+   * ```
+   */
   addNonvoter(
     id: ServerId,
     address: ServerAddress,
@@ -446,19 +732,85 @@ export class Raft<R = unknown> {
     return this.#changeMembership({ op: "addNonvoter", id, address }, "addNonvoter", options);
   }
 
-  /** Turn a voter into a non-voter. */
+  /**
+   * Turn a voter into a non-voter. Resolves when the change commits.
+   *
+   * @throws {TypeError} when `id` is not a non-empty string.
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
+   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
+   * configuration's index, the server is not a member, or no voter would be left.
+   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
+   * `"not_committed"` or `"unknown"`).
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
+   * @throws {InvalidStateError} while a restore is in progress.
+   * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const other = cluster.nodes.find((n) => n.raft !== raft)!;
+   * await raft.demoteVoter(other.id);
+   * const server = raft.getConfiguration().configuration.servers.find((s) => s.id === other.id);
+   * console.log(server?.suffrage); // "nonvoter"
+   * ```
+   */
   demoteVoter(id: ServerId, options?: MembershipOptions): Promise<IndexResult> {
     checkId(id, "demoteVoter: id");
     return this.#changeMembership({ op: "demote", id }, "demoteVoter", options);
   }
 
-  /** Remove a server. A leader removing itself hands over and steps down once committed. */
+  /**
+   * Remove a server. A leader removing itself hands over and steps down once
+   * the change commits. Resolves when the change commits.
+   *
+   * @throws {TypeError} when `id` is not a non-empty string.
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
+   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
+   * configuration's index, the server is not a member, or no voter would be left.
+   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
+   * `"not_committed"` or `"unknown"`).
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
+   * @throws {InvalidStateError} while a restore is in progress.
+   * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const other = cluster.nodes.find((n) => n.raft !== raft)!;
+   * await raft.removeServer(other.id, { prevIndex: raft.getConfiguration().index });
+   * console.log(raft.getConfiguration().configuration.servers.length); // 2
+   * ```
+   */
   removeServer(id: ServerId, options?: MembershipOptions): Promise<IndexResult> {
     checkId(id, "removeServer: id");
     return this.#changeMembership({ op: "remove", id }, "removeServer", options);
   }
 
-  /** The latest configuration (in effect as soon as appended) and its index. */
+  /**
+   * The latest configuration (in effect as soon as appended, committed or
+   * not) and the index of the entry that set it. Never throws.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const { index, configuration } = raft.getConfiguration();
+   * console.log(index, configuration.servers.map((s) => `${s.id}:${s.suffrage}`));
+   * ```
+   */
   getConfiguration(): { index: number; configuration: Configuration } {
     return this.#core.latestConfiguration();
   }
@@ -466,6 +818,26 @@ export class Raft<R = unknown> {
   /**
    * Hand leadership to `id` (or the most up-to-date voter): catch it up,
    * then tell it to start an election. Resolves once another node leads.
+   * Proposals are refused while the transfer is in progress.
+   *
+   * @throws {TypeError} when `id` is given and is not a non-empty string.
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {LeadershipTransferError} when the target is this node, unknown or not a voter, there is
+   * no other voter, or the target did not take over within an election timeout.
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`).
+   * @throws {RangeError} when `options.timeout` is not a positive number.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const target = cluster.nodes.find((n) => n.raft !== raft)!;
+   * await raft.leadershipTransfer(target.id, { timeout: 5000 });
+   * console.log((await cluster.waitForLeader()).id === target.id); // true
+   * ```
    */
   leadershipTransfer(id?: ServerId, options?: OperationOptions): Promise<void> {
     try {
@@ -481,7 +853,25 @@ export class Raft<R = unknown> {
     }
   }
 
-  /** Take a snapshot now and compact the log (manual compaction). */
+  /**
+   * Take a snapshot now and compact the log, keeping `trailingLogs` entries
+   * (manual compaction; automatic ones follow `snapshotThreshold`).
+   *
+   * @throws {InvalidStateError} when a snapshot is already being taken, or nothing was applied since
+   * the last one.
+   * @throws {StorageError} when the snapshot cannot be written, or the node stopped after a failure.
+   * @throws {ShutdownError} when the node is shut down.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.apply(new TextEncoder().encode("x"));
+   * const info = await raft.snapshot();
+   * console.log(info.index >= index); // true
+   * ```
+   */
   async snapshot(): Promise<SnapshotInfo> {
     this.#checkRunning();
     if (this.#snapshots.taking) throw new InvalidStateError("a snapshot is already being taken");
@@ -491,9 +881,33 @@ export class Raft<R = unknown> {
 
   /**
    * Replace the cluster's state with a user snapshot (leader only; operator
-   * action). The state takes index `lastIndex + 1` so every follower installs
-   * it. Resolves once a quorum holds it. If the leader fails before that,
-   * the restore may be lost or partial, as with hashicorp/raft's Restore.
+   * action, e.g. from a backup). The state takes index `lastIndex + 1` so
+   * every follower installs it. Resolves once a quorum holds it. If the leader
+   * fails before that, the restore may be lost or partial, as with
+   * hashicorp/raft's Restore.
+   *
+   * @throws {NotLeaderError} when this node is not the leader.
+   * @throws {InvalidStateError} when a restore is already in progress, or the log changed while the
+   * state was being written (retry).
+   * @throws {LeadershipLostError} when leadership was lost before the restore committed (`outcome`
+   * `"unknown"`: check the cluster's state before retrying).
+   * @throws {TimeoutError} when `options.timeout` passed before a barrier committed.
+   * @throws {Error} whatever the FSM's `restore` or reading `data` threw.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   *
+   * @example
+   * ```ts
+   * import { formCluster, RecordingFSM } from "../testing.ts";
+   * await using cluster = await formCluster();
+   * const raft = cluster.leader()!;
+   * const backup = new RecordingFSM();
+   * backup.apply({ index: 1, term: 1, data: new TextEncoder().encode("from the backup") });
+   * const chunks: Uint8Array[] = [];
+   * await backup.snapshot().persist({ write: async (c) => void chunks.push(c) });
+   * await raft.restore((async function* () { yield* chunks; })());
+   * console.log((cluster.node(raft.id).fsm as RecordingFSM).texts()); // ["from the backup"]
+   * ```
    */
   async restore(data: AsyncIterable<Uint8Array>, options?: OperationOptions): Promise<void> {
     this.#checkRunning();
@@ -506,7 +920,26 @@ export class Raft<R = unknown> {
 
   /**
    * Be told of state changes, leader changes, membership changes, failed
-   * heartbeats and snapshots. Returns a function that unsubscribes.
+   * heartbeats and snapshots. `filter` picks which; a callback that throws is
+   * logged and the others still run. Returns a function that unsubscribes.
+   *
+   * @throws {TypeError} when `callback` is not a function.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const leaders: string[] = [];
+   * const stop = raft.observe(
+   *   (o) => o.type === "leader" && leaders.push(o.leader?.id ?? "none"),
+   *   (o) => o.type === "leader",
+   * );
+   * await raft.leadershipTransfer();
+   * await cluster.waitFor("the news", () => leaders.length > 0);
+   * stop();
+   * console.log(leaders.length > 0); // true
+   * ```
    */
   observe(callback: (o: Observation) => void, filter?: (o: Observation) => boolean): () => void {
     if (typeof callback !== "function") {
@@ -515,9 +948,32 @@ export class Raft<R = unknown> {
     return this.#observers.observe(callback, filter);
   }
 
-  /** Change timing and snapshot settings at run time. */
+  /**
+   * Change timing and snapshot settings at run time: `heartbeatInterval`,
+   * `electionTimeout`, `leaderLeaseTimeout`, `snapshotThreshold`,
+   * `snapshotInterval`, `trailingLogs` and `autoPromoteNonvoters`. Other keys
+   * (`preVote`, `checkQuorum`, `maxAppendEntries`, …) are fixed for the node's
+   * life and refused rather than ignored.
+   *
+   * @throws {TypeError} when `changes` names a key that cannot change at run time, or a value has
+   * the wrong type (the message shows it).
+   * @throws {RangeError} when a value is out of range or the timings contradict each other.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * raft.reloadConfig({ snapshotThreshold: 100, trailingLogs: 50 });
+   * try {
+   *   raft.reloadConfig({ preVote: false } as never);
+   * } catch (e) {
+   *   console.log((e as TypeError).message); // reloadConfig: "preVote" cannot change while the node runs; …
+   * }
+   * ```
+   */
   reloadConfig(changes: ReloadableConfig): void {
-    const next = validateConfig({ ...this.#config, ...changes });
+    const next = resolveReload(this.#config, changes);
     this.#config = next;
     const { coreOptions } = coreOptionsFor(next, this.#tickMs);
     this.#core.reconfigure({
@@ -531,49 +987,150 @@ export class Raft<R = unknown> {
 
   // --------------------------------------------------------------- getters
 
-  /** Role of the node. */
+  /**
+   * Role of the node: `"follower"`, `"candidate"`, `"leader"`, or
+   * `"shutdown"` (after {@linkcode Raft.shutdown} or a failure).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * console.log(raft.state); // "leader"
+   * ```
+   */
   get state(): RaftState {
     return this.#shutdown || this.#failed ? "shutdown" : this.#core.state;
   }
 
-  /** The leader as far as this node knows. */
+  /**
+   * The leader as far as this node knows (`undefined` during an election).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const follower = cluster.nodes.find((n) => n.raft !== raft)!.raft;
+   * console.log(follower.leader?.id === raft.id); // true
+   * ```
+   */
   get leader(): LeaderInfo | undefined {
     return this.#loop.leader();
   }
 
-  /** `Date.now()` of the last message from the leader (now, on the leader). */
+  /**
+   * `Date.now()`-style time of the last message from the leader (now, on the
+   * leader; `undefined` before any).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * const follower = cluster.nodes.find((n) => n.raft !== raft)!.raft;
+   * console.log(Date.now() - (follower.lastContact ?? 0) < 10_000); // true
+   * ```
+   */
   get lastContact(): number | undefined {
     if (this.#core.state === "leader") return this.#clock.wallClock();
     const at = this.#loop.lastContactAt;
     return at === undefined ? undefined : this.#clock.wallClock() - (this.#clock.now() - at);
   }
 
-  /** Current term. */
+  /**
+   * Current term.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * console.log(raft.currentTerm >= 1); // true
+   * ```
+   */
   get currentTerm(): number {
     return this.#core.term;
   }
 
-  /** Last log index. */
+  /**
+   * Index of the last entry in the log (committed or not).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.apply(new Uint8Array([1]));
+   * console.log(raft.lastIndex >= index); // true
+   * ```
+   */
   get lastIndex(): number {
     return this.#core.lastIndex;
   }
 
-  /** Commit index. */
+  /**
+   * Index of the last entry known to be committed.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.apply(new Uint8Array([1]));
+   * console.log(raft.commitIndex >= index); // true
+   * ```
+   */
   get commitIndex(): number {
     return this.#core.commitIndex;
   }
 
-  /** Index applied to the FSM. */
+  /**
+   * Index of the last entry applied to the FSM.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * const { index } = await raft.apply(new Uint8Array([1]));
+   * console.log(raft.appliedIndex >= index); // true
+   * ```
+   */
   get appliedIndex(): number {
     return this.#runner.appliedIndex;
   }
 
-  /** Index of the newest snapshot. */
+  /**
+   * Index of the newest snapshot taken or installed here (0 before any).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * await raft.apply(new Uint8Array([1]));
+   * await raft.snapshot();
+   * console.log(raft.lastSnapshotIndex > 0); // true
+   * ```
+   */
   get lastSnapshotIndex(): number {
     return this.#snapshots.last.index;
   }
 
-  /** Counters, gauges and latency histograms. */
+  /**
+   * Counters, gauges and latency histograms (for metrics and status pages).
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * const raft = cluster.leader()!;
+   * await raft.apply(new Uint8Array([1]));
+   * const stats = raft.stats();
+   * console.log(stats.state, stats.commitIndex, stats.fsyncs >= 0); // "leader" 3 true
+   * ```
+   */
   stats(): RaftStats {
     const conf = this.#core.latestConfiguration();
     const last = this.#snapshots.last;
@@ -712,7 +1269,7 @@ export class Raft<R = unknown> {
   #fail(error: Error, during: string): void {
     if (this.#failed) return;
     this.#failed = error;
-    log.error("raft {id} stopped after an error while {during}: {error}", {
+    this.#config.logger.error("raft {id} stopped after an error while {during}: {error}", {
       id: this.id,
       during,
       error: error.stack ?? String(error),

@@ -10,6 +10,7 @@ import type { RaftCore } from "../core/raft_core.ts";
 import type { ServerId } from "../core/types.ts";
 import type { NotLeaderError } from "../errors.ts";
 import type { Observation } from "../raft.ts";
+import type { Logger } from "../logger.ts";
 import type { Clock } from "./clock.ts";
 import type { NodeTimers } from "./timers.ts";
 
@@ -36,6 +37,8 @@ export interface NodeContext {
   readonly clock: Clock;
   /** Every timer of the node, cancelled together at shutdown. */
   readonly timers: NodeTimers;
+  /** Where the node reports what it does (`config.logger`). */
+  readonly log: Logger;
   /** The settings in force (they change on `reloadConfig`). */
   config(): ResolvedConfig;
   /** Why the node stopped after a failure, if it did. */

@@ -8,14 +8,13 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { decodeConfiguration } from "../core/membership.ts";
 import { type Configuration, type Entry, EntryType, type SnapshotMeta } from "../core/types.ts";
 import type { FSM, FSMEntry } from "../fsm.ts";
+import type { Logger } from "../logger.ts";
 import type { HistogramRecorder } from "../metrics.ts";
 import type { Clock } from "./clock.ts";
-
-const log = getLogger(["raftd", "raft"]);
+import { deferred } from "../deferred.ts";
 
 /** What the runner tells the node. */
 export interface FsmRunnerHooks {
@@ -71,6 +70,7 @@ export interface AppliedState {
  * import { HistogramRecorder } from "../metrics.ts";
  * import { FsmRunner } from "./fsm_runner.ts";
  * import { EntryType } from "../core/types.ts";
+ * import { getLogger } from "@logtape/logtape";
  * const seen: number[] = [];
  * const runner = new FsmRunner({
  *   apply: (e) => seen.push(e.index),
@@ -79,13 +79,14 @@ export interface AppliedState {
  * }, {
  *   settle: () => {}, drained: () => {}, fail: () => {},
  *   exclusive: (fn) => fn(),
- * }, new RealClock(), new HistogramRecorder());
+ * }, new RealClock(), new HistogramRecorder(), getLogger(["raftd", "raft"]));
  * runner.enqueue([{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array() }]);
  * runner.drain();
  * console.log(seen, runner.appliedIndex); // [1] 1
  * ```
  */
 export class FsmRunner<R> {
+  #log: Logger;
   #fsm: FSM<R>;
   #hooks: FsmRunnerHooks;
   #clock: Clock;
@@ -100,7 +101,14 @@ export class FsmRunner<R> {
   };
 
   /** A runner for `fsm`. */
-  constructor(fsm: FSM<R>, hooks: FsmRunnerHooks, clock: Clock, applySeconds: HistogramRecorder) {
+  constructor(
+    fsm: FSM<R>,
+    hooks: FsmRunnerHooks,
+    clock: Clock,
+    applySeconds: HistogramRecorder,
+    log: Logger,
+  ) {
+    this.#log = log;
     this.#fsm = fsm;
     this.#hooks = hooks;
     this.#clock = clock;
@@ -142,7 +150,7 @@ export class FsmRunner<R> {
     for (const task of this.#queue) {
       if (task.kind === "apply") task.entries = task.entries.filter((e) => e.index > meta.index);
     }
-    const done = Promise.withResolvers<void>();
+    const done = deferred<void>();
     // Nobody may be left with an unhandled rejection: the node fails anyway.
     done.promise.catch(() => {});
     this.#queue.push({ kind: "restore", meta, ...restore, done });
@@ -244,7 +252,7 @@ export class FsmRunner<R> {
       }
       flush();
     } catch (e) {
-      log.debug("the FSM threw while applying: {error}", { error: String(e) });
+      this.#log.debug("the FSM threw while applying: {error}", { error: String(e) });
       this.#hooks.fail(e as Error, "applying to the FSM");
       return false;
     }

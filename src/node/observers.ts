@@ -6,12 +6,10 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { RaftCore } from "../core/raft_core.ts";
 import type { Configuration, ServerId } from "../core/types.ts";
+import type { Logger } from "../logger.ts";
 import type { Observation } from "../raft.ts";
-
-const log = getLogger(["raftd", "raft"]);
 
 interface Observer {
   callback: (o: Observation) => void;
@@ -23,8 +21,9 @@ interface Observer {
  *
  * @example
  * ```ts
+ * import { getLogger } from "@logtape/logtape";
  * import { Observers } from "./observers.ts";
- * const observers = new Observers();
+ * const observers = new Observers(getLogger(["raftd", "raft"]));
  * const seen: string[] = [];
  * const stop = observers.observe((o) => seen.push(o.type), (o) => o.type === "snapshot");
  * observers.emit({ type: "snapshot", index: 10, term: 2, size: 5 });
@@ -34,10 +33,16 @@ interface Observer {
  * ```
  */
 export class Observers {
+  #log: Logger;
   #observers = new Set<Observer>();
   #lastConfigIndexSeen = 0;
   #lastConfigSeen: Configuration = { servers: [] };
   #failedHeartbeats = new Set<ServerId>();
+
+  /** Observers that report a throwing callback to `log`. */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
 
   /** Add an observer; returns a function that removes it. */
   observe(callback: (o: Observation) => void, filter?: (o: Observation) => boolean): () => void {
@@ -52,7 +57,7 @@ export class Observers {
       try {
         if (!filter || filter(o)) callback(o);
       } catch (e) {
-        log.warn("an observer threw: {error}", { error: String(e) });
+        this.#log.warn("an observer threw: {error}", { error: String(e) });
       }
     }
   }

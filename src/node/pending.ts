@@ -16,6 +16,7 @@ import {
 import type { HistogramRecorder } from "../metrics.ts";
 import type { ApplyResult, OperationOptions } from "../raft.ts";
 import type { Clock } from "./clock.ts";
+import { deferred } from "../deferred.ts";
 
 interface PendingApply {
   term: number;
@@ -128,7 +129,7 @@ export class PendingOperations {
     signal: AbortSignal | undefined,
     op: string,
   ): Promise<ApplyResult<unknown>> {
-    const { promise, resolve, reject } = Promise.withResolvers<ApplyResult<unknown>>();
+    const { promise, resolve, reject } = deferred<ApplyResult<unknown>>();
     const pending: PendingApply = {
       term,
       resolve,
@@ -219,7 +220,7 @@ export class PendingOperations {
     signal: AbortSignal | undefined,
     op: string,
   ): Promise<number> {
-    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    const { promise, resolve, reject } = deferred<number>();
     const pending: PendingRead = { resolve, reject, deadline, waitApply, index: 0 };
     this.#reads.set(id, pending);
     if (deadline !== Infinity) this.#deadlines++;
@@ -287,7 +288,7 @@ export class PendingOperations {
 
   /** Wait for a leadership transfer to end. */
   addTransfer(deadline: number): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const { promise, resolve, reject } = deferred<void>();
     this.#transfers.push({ resolve, reject, deadline });
     return promise;
   }
@@ -320,7 +321,7 @@ export class PendingOperations {
 
   /** Wait until the Ready numbered `seq` is durable. */
   addPersistWaiter(seq: number): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const { promise, resolve, reject } = deferred<void>();
     this.#persistWaiters.push({ seq, resolve, reject });
     return promise;
   }

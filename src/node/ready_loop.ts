@@ -8,7 +8,6 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type {
   InstallSnapshotRequest,
   Message,
@@ -24,8 +23,6 @@ import type { Observers } from "./observers.ts";
 import type { PendingOperations } from "./pending.ts";
 import type { Snapshots } from "./snapshots.ts";
 import type { WritePipeline } from "./write_pipeline.ts";
-
-const log = getLogger(["raftd", "raft"]);
 
 /** The collaborators the loop hands work to. */
 export interface ReadyLoopParts<R> {
@@ -229,7 +226,7 @@ export class ReadyLoop<R> {
     this.#messagesSent[m.type] = (this.#messagesSent[m.type] ?? 0) + 1;
     const address = this.#addresses.get(m.to);
     if (address === undefined) {
-      log.debug("no address for {to}; dropping {type}", { to: m.to, type: m.type });
+      this.#node.log.debug("no address for {to}; dropping {type}", { to: m.to, type: m.type });
       if (m.type === "snapshot") core.reportSnapshot(m.to, false);
       return;
     }
@@ -246,7 +243,11 @@ export class ReadyLoop<R> {
     const wasLeader = this.#state === "leader";
     if (state !== this.#state) {
       this.#state = state;
-      log.info("{id} is now {state} in term {term}", { id: node.id, state, term: node.core.term });
+      this.#node.log.info("{id} is now {state} in term {term}", {
+        id: node.id,
+        state,
+        term: node.core.term,
+      });
       observers.emit({ type: "state", state, term: node.core.term });
     }
     if (leader !== this.#leader) {

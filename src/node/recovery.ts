@@ -7,7 +7,6 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { ResolvedConfig } from "../config.ts";
 import { checkConfiguration } from "../core/membership.ts";
 import {
@@ -19,10 +18,9 @@ import {
 } from "../core/types.ts";
 import { ConfigurationError, CorruptionError, InvalidStateError } from "../errors.ts";
 import type { FSM } from "../fsm.ts";
+import type { Logger } from "../logger.ts";
 import type { LogStore, SnapshotSource, SnapshotStore, StableStore } from "../storage/types.ts";
 import { persistPrepared } from "./snapshots.ts";
-
-const log = getLogger(["raftd", "raft"]);
 
 /** The stores a node keeps its state in. */
 export interface StateStores {
@@ -74,6 +72,7 @@ export async function hasExistingState(stores: StateStores): Promise<boolean> {
  * @example
  * ```ts
  * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "../storage/mod.ts";
+ * import { getLogger } from "@logtape/logtape";
  * import { loadStoredState } from "./recovery.ts";
  * const fsm = {
  *   apply: () => undefined,
@@ -84,13 +83,17 @@ export async function hasExistingState(stores: StateStores): Promise<boolean> {
  *   logStore: new MemoryLogStore(),
  *   stableStore: new MemoryStableStore(),
  *   snapshotStore: new MemorySnapshotStore(),
- * });
+ * }, getLogger(["raftd", "raft"]));
  * console.log(state.lastIndex, state.entries.length); // 0 0
  * ```
  */
-export async function loadStoredState<R>(fsm: FSM<R>, stores: StateStores): Promise<StoredState> {
+export async function loadStoredState<R>(
+  fsm: FSM<R>,
+  stores: StateStores,
+  log: Logger,
+): Promise<StoredState> {
   const hardState = await stores.stableStore.getState();
-  const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm);
+  const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm, log);
   let first = await stores.logStore.firstIndex();
   let last = await stores.logStore.lastIndex();
   if (snapshot && last > 0 && !(await logChainsTo(stores.logStore, snapshot.meta, first, last))) {
@@ -146,7 +149,7 @@ export async function recoverCluster<R>(
   if (!(await hasExistingState(stores))) {
     throw new InvalidStateError("refusing to recover a cluster with no existing state");
   }
-  const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm);
+  const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm, config.logger);
   let index = snapshot?.meta.index ?? 0;
   let term = snapshot?.meta.term ?? 0;
   const first = await stores.logStore.firstIndex();
@@ -169,7 +172,7 @@ export async function recoverCluster<R>(
     vote: hs?.vote ?? "",
     commit: index,
   });
-  log.warn("cluster recovered on {id}: snapshot at {index} with {n} servers", {
+  config.logger.warn("cluster recovered on {id}: snapshot at {index} with {n} servers", {
     id: config.id,
     index,
     n: conf.servers.length,
@@ -193,6 +196,7 @@ async function logChainsTo(
 async function restoreNewestSnapshot<R>(
   store: SnapshotStore,
   fsm: FSM<R>,
+  log: Logger,
 ): Promise<{ meta: SnapshotMeta; size: number } | undefined> {
   let corrupt = 0;
   for (const info of await store.list()) {

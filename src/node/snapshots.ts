@@ -9,7 +9,6 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { InstallSnapshotRequest, ServerAddress, SnapshotMeta } from "../core/types.ts";
 import { InvalidStateError, RaftError, ShutdownError, StorageError } from "../errors.ts";
 import type { FSM, FSMSnapshot } from "../fsm.ts";
@@ -19,8 +18,6 @@ import type { NodeContext } from "./context.ts";
 import type { FsmRunner } from "./fsm_runner.ts";
 import type { PendingOperations } from "./pending.ts";
 import type { WritePipeline } from "./write_pipeline.ts";
-
-const log = getLogger(["raftd", "raft"]);
 
 /** Index, term and size of the newest snapshot taken or installed here. */
 export interface SnapshotSummary {
@@ -198,7 +195,9 @@ export class Snapshots<R> {
     const due = this.#parts.runner.appliedIndex - this.#last.index >=
       node.config().snapshotThreshold;
     if (!due) return;
-    this.take().catch((e) => log.warn("automatic snapshot failed: {error}", { error: String(e) }));
+    this.take().catch((e) =>
+      this.#node.log.warn("automatic snapshot failed: {error}", { error: String(e) })
+    );
   }
 
   /** Take a snapshot of the FSM at its applied index and compact the log behind it. */
@@ -250,7 +249,10 @@ export class Snapshots<R> {
     node.core.snapshotTaken(meta);
     const target = Math.min(meta.index - node.config().trailingLogs, node.core.compactionFloor());
     if (target > 0) pipeline.compact(target);
-    log.info("snapshot taken at {index} ({size} bytes)", { index: meta.index, size: info.size });
+    this.#node.log.info("snapshot taken at {index} ({size} bytes)", {
+      index: meta.index,
+      size: info.size,
+    });
     node.emit({ type: "snapshot", index: meta.index, term: meta.term, size: info.size });
     return info;
   }
@@ -309,7 +311,7 @@ export class Snapshots<R> {
   /** The write pipeline installed `meta` and cleared the log. */
   noteInstalled(meta: SnapshotMeta): void {
     this.#installed++;
-    log.info("installed snapshot {index} from the leader ({size} bytes)", {
+    this.#node.log.info("installed snapshot {index} from the leader ({size} bytes)", {
       index: meta.index,
       size: this.#last.size,
     });
@@ -357,7 +359,7 @@ export class Snapshots<R> {
         throw new RaftError(`snapshot ${m.meta.term}-${m.meta.index} is no longer in the store`);
       }
       const source = await this.#parts.store.open(info.id);
-      log.info("sending snapshot {index} ({size} bytes) to {to}", {
+      this.#node.log.info("sending snapshot {index} ({size} bytes) to {to}", {
         index: info.index,
         size: info.size,
         to: m.to,
@@ -365,7 +367,10 @@ export class Snapshots<R> {
       await this.#parts.transport.sendSnapshot(address, m, source.data);
       ok = true;
     } catch (e) {
-      log.warn("sending snapshot to {to} failed: {error}", { to: m.to, error: String(e) });
+      this.#node.log.warn("sending snapshot to {to} failed: {error}", {
+        to: m.to,
+        error: String(e),
+      });
     }
     if (node.isShutdown()) return;
     node.core.reportSnapshot(m.to, ok);

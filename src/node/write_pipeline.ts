@@ -10,14 +10,12 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { Ready } from "../core/raft_core.ts";
 import type { Entry, HardState, SnapshotMeta } from "../core/types.ts";
 import { HistogramRecorder } from "../metrics.ts";
 import type { LogStore, StableStore } from "../storage/types.ts";
 import type { NodeContext } from "./context.ts";
-
-const log = getLogger(["raftd", "raft"]);
+import { deferred } from "../deferred.ts";
 
 /** The commit hint alone is written at most this often (ms); it only speeds up restarts. */
 const COMMIT_HINT_INTERVAL_MS = 1000;
@@ -115,7 +113,7 @@ export class WritePipeline {
   /** Resolves when nothing is being written or queued. */
   idle(): Promise<void> {
     if (!this.busy) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
+    const { promise, resolve } = deferred<void>();
     this.#idleWaiters.push(resolve);
     return promise;
   }
@@ -271,7 +269,7 @@ export class WritePipeline {
     const node = this.#node;
     const timeout = node.config().storageTimeout;
     const cancel = node.timers.after(timeout, () => {
-      log.error("{what} has taken more than {ms} ms; stepping down as leader", {
+      this.#node.log.error("{what} has taken more than {ms} ms; stepping down as leader", {
         what,
         ms: timeout,
       });
@@ -280,7 +278,7 @@ export class WritePipeline {
           node.core.transferLeadership();
           node.scheduleReady();
         } catch (e) {
-          log.warn("could not hand over leadership: {error}", { error: String(e) });
+          this.#node.log.warn("could not hand over leadership: {error}", { error: String(e) });
         }
       }
     });
@@ -305,6 +303,6 @@ export class WritePipeline {
     if (first === 0 || upTo < first) return;
     await this.#logStore.deleteRange(first, upTo);
     core.compact(Math.min(upTo, core.snapshotMeta?.index ?? 0));
-    log.debug("log compacted up to {index}", { index: upTo });
+    this.#node.log.debug("log compacted up to {index}", { index: upTo });
   }
 }

@@ -165,18 +165,10 @@ function undocumented(nodes: Record<string, DocNode>): Undocumented[] {
   return missing;
 }
 
-/**
- * `Raft`'s members get their examples on the facade that the driver split
- * (issue 11) leaves in src/raft.ts; until it lands they are the only
- * exception, and the test fails as soon as anything else lacks an example.
- */
-const AWAITING_DRIVER_SPLIT = /^Raft\./;
-
 Deno.test("every public function and class member has an @example", async () => {
   const out = await deno(["doc", "--json", ...ENTRY_POINTS]);
   assert.ok(out.success, out.stderr);
-  const missing = undocumented(JSON.parse(out.stdout).nodes)
-    .filter((m) => !AWAITING_DRIVER_SPLIT.test(m.name));
+  const missing = undocumented(JSON.parse(out.stdout).nodes);
   assert.deepEqual(missing, []);
 });
 
