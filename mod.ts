@@ -151,7 +151,14 @@ export {
   type VerifiableSnapshotStore,
 } from "./src/storage/file_snapshot_store.ts";
 // The file stores take an optional `fs` (to count syncs or inject faults in tests).
-export type { DirEntry, FileHandle, FileInfo, FileSystem, OpenOptions } from "./src/platform/fs.ts";
+export {
+  defaultFileSystem,
+  type DirEntry,
+  type FileHandle,
+  type FileInfo,
+  type FileSystem,
+  type OpenOptions,
+} from "./src/platform/fs.ts";
 export type { Transport, TransportHandler } from "./src/transport/types.ts";
 export {
   type TcpPeerStats,

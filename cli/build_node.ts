@@ -4,8 +4,9 @@
  * bundled in, made by `bun build --target node` (Bun from npm). Node.js runs
  * the same code as Bun (the `node:` side of `src/platform`).
  *
- * Node.js 20 lacks `Promise.withResolvers` (Node.js 22 has it); the output
- * starts with a three-line stand-in for it.
+ * Nothing is polyfilled: the source avoids what Node.js 20 lacks
+ * (`Promise.withResolvers`: `src/deferred.ts` stands in), so the same code
+ * runs from JSR's npm packages too.
  *
  * Usage: `deno run -A cli/build_node.ts [--outdir dist/node]`
  *
@@ -15,11 +16,6 @@
 import { parseArgs } from "node:util";
 import { args, exit, writeStderr, writeStdout, writeTextFile } from "../src/platform/process.ts";
 import { BUN, installNpmDependencies, run } from "./compile.ts";
-
-/** Defines `Promise.withResolvers` where the runtime lacks it (Node.js 20). */
-const WITH_RESOLVERS_POLYFILL = "Promise.withResolvers ??= function () { let resolve, reject; " +
-  "const promise = new this((a, b) => { resolve = a; reject = b; }); " +
-  "return { promise, resolve, reject }; };";
 
 /** The package's entry points, as `deno.json` exports them. */
 const ENTRY_POINTS = ["mod.ts", "testing.ts", "cli/main.ts"];
@@ -45,7 +41,6 @@ export async function buildNode(options: { outdir: string }): Promise<string> {
     "--format=esm",
     // One copy of each class shared by the entry points (instanceof works across them).
     "--splitting",
-    `--banner=${WITH_RESOLVERS_POLYFILL}`,
     `--outdir=${options.outdir}`,
     ...ENTRY_POINTS.map((entry) => `${root}${entry}`),
   ], "bun build");

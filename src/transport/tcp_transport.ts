@@ -49,6 +49,7 @@ import { readSnapshot, writeSnapshot } from "./snapshot_stream.ts";
 import type { Transport, TransportHandler } from "./types.ts";
 import { WarningLimiter } from "./warning_limiter.ts";
 import { describeValue } from "../describe_value.ts";
+import { deferred } from "../deferred.ts";
 
 /** TLS settings of the TCP transport. */
 export interface TcpTransportTlsOptions {
@@ -206,7 +207,7 @@ export class TcpTransport implements Transport {
   #foreignDropped = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
-  #closedSignal = Promise.withResolvers<void>();
+  #closedSignal = deferred<void>();
 
   private constructor(
     listener: NetListener,
