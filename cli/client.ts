@@ -6,7 +6,7 @@
  */
 
 import { describeNetError } from "../src/platform/net_errors.ts";
-import { env, readTextFile } from "../src/platform/process.ts";
+import { env, ExposedSecretError, readSecretFile } from "../src/platform/process.ts";
 import { idleWatch } from "../src/server/idle_watch.ts";
 import { CliError, type Parsed, serverUrl, str } from "./args.ts";
 
@@ -160,8 +160,9 @@ export async function clientFor(command: string, p: Parsed): Promise<ApiClient> 
   let token: string | undefined;
   if (tokenFile !== undefined) {
     try {
-      token = (await readTextFile(tokenFile)).trim();
+      token = (await readSecretFile(tokenFile, "the token file")).trim();
     } catch (e) {
+      if (e instanceof ExposedSecretError) throw new CliError(`${command}: ${e.message}`);
       throw new CliError(
         `${command}: cannot read the token file ${tokenFile}: ${(e as Error).message}`,
       );

@@ -7,7 +7,12 @@
 import { DEFAULT_CONFIG } from "../src/config.ts";
 import { startDaemon } from "../src/server/daemon.ts";
 import type { DaemonRaftConfig } from "../src/server/daemon.ts";
-import { onSignals, readTextFile, writeStdout } from "../src/platform/process.ts";
+import {
+  ExposedSecretError,
+  onSignals,
+  readSecretFile,
+  writeStdout,
+} from "../src/platform/process.ts";
 import {
   bool,
   CliError,
@@ -135,8 +140,9 @@ async function readSecret(flag: string, file: string | undefined): Promise<strin
   if (file === undefined) return undefined;
   let text: string;
   try {
-    text = (await readTextFile(file)).trim();
+    text = (await readSecretFile(file, flag)).trim();
   } catch (e) {
+    if (e instanceof ExposedSecretError) throw new CliError(`${COMMAND}: ${e.message}`);
     throw new CliError(`${COMMAND}: cannot read ${flag} ${file}: ${(e as Error).message}`);
   }
   if (text === "") throw new CliError(`${COMMAND}: ${flag} ${file} is empty`);
@@ -198,6 +204,8 @@ export async function serve(argv: string[]): Promise<number> {
   if (str(p, "tls-ca") !== undefined && tlsCert === undefined) {
     throw new UsageError(`${COMMAND}: --tls-ca needs --tls-cert and --tls-key`);
   }
+  // A private key others can read is refused like a key file or token.
+  if (tlsKey !== undefined) await readSecret("--tls-key", tlsKey);
   const tls = tlsCert !== undefined && tlsKey !== undefined
     ? { certFile: tlsCert, keyFile: tlsKey, caFile: str(p, "tls-ca") }
     : undefined;

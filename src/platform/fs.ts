@@ -136,7 +136,7 @@ export interface FileHandle {
  * ```
  */
 export interface FileSystem {
-  /** Open (or create) a file. */
+  /** Open (or create, private to the owner: mode 0600 before the umask) a file. */
   open(path: string, options: OpenOptions): Promise<FileHandle>;
   /** The whole content of a small file. */
   readFile(path: string): Promise<Uint8Array>;
@@ -147,7 +147,7 @@ export interface FileSystem {
    * durable. A no-op where the platform cannot (Windows).
    */
   syncDir(path: string): Promise<void>;
-  /** Create a directory and its missing parents; fine if it exists. */
+  /** Create a directory and its missing parents (mode 0700 before the umask); fine if it exists. */
   mkdirp(path: string): Promise<void>;
   /** The entries of a directory (unordered). */
   readDir(path: string): Promise<DirEntry[]>;

@@ -99,6 +99,7 @@ export const denoFileSystem: FileSystem = {
       create: options.create ?? false,
       createNew: options.createNew ?? false,
       truncate: options.truncate ?? false,
+      mode: 0o600,
     });
     return new DenoFileHandle(path, file);
   },
@@ -123,7 +124,7 @@ export const denoFileSystem: FileSystem = {
   },
 
   async mkdirp(path: string): Promise<void> {
-    await Deno.mkdir(path, { recursive: true });
+    await Deno.mkdir(path, { recursive: true, mode: 0o700 });
   },
 
   async readDir(path: string): Promise<DirEntry[]> {

@@ -103,7 +103,7 @@ function isNotFound(error: unknown): boolean {
  */
 export const nodeFileSystem: FileSystem = {
   async open(path: string, options: OpenOptions): Promise<FileHandle> {
-    return new NodeFileHandle(path, await fsp.open(path, openFlags(options), 0o644));
+    return new NodeFileHandle(path, await fsp.open(path, openFlags(options), 0o600));
   },
 
   async readFile(path: string): Promise<Uint8Array> {
@@ -127,7 +127,7 @@ export const nodeFileSystem: FileSystem = {
   },
 
   async mkdirp(path: string): Promise<void> {
-    await fsp.mkdir(path, { recursive: true });
+    await fsp.mkdir(path, { recursive: true, mode: 0o700 });
   },
 
   async readDir(path: string): Promise<DirEntry[]> {

@@ -192,7 +192,8 @@ export async function removeDir(dir: string): Promise<void> {
 }
 
 /**
- * Create a directory and its parents if missing.
+ * Create a directory and its parents if missing, private to the owner
+ * (mode 0700, before the umask) when created.
  *
  * @example
  * ```ts
@@ -203,8 +204,110 @@ export async function removeDir(dir: string): Promise<void> {
  * ```
  */
 export async function ensureDir(dir: string): Promise<void> {
-  if (nodeApis) await fsp.mkdir(dir, { recursive: true });
-  else await Deno.mkdir(dir, { recursive: true });
+  if (nodeApis) await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  else await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * The permission bits of `file` (e.g. `0o600`), or undefined where the
+ * platform has none (Windows).
+ *
+ * @example
+ * ```ts
+ * import { fileMode, makeTempDir, removeDir } from "./process.ts";
+ * const dir = await makeTempDir("raftd-");
+ * console.log(((await fileMode(dir)) ?? 0o700).toString(8)); // "700"
+ * await removeDir(dir);
+ * ```
+ */
+export async function fileMode(file: string): Promise<number | undefined> {
+  if (isWindows()) return undefined;
+  const mode = nodeApis ? (await fsp.stat(file)).mode : (await Deno.stat(file)).mode;
+  return mode === null ? undefined : mode & 0o777;
+}
+
+/**
+ * Set the permission bits of `file` (a no-op on Windows).
+ *
+ * @example
+ * ```ts
+ * import { changeMode, fileMode, makeTempDir, removeDir } from "./process.ts";
+ * const dir = await makeTempDir("raftd-");
+ * await changeMode(dir, 0o700);
+ * console.log(((await fileMode(dir)) ?? 0o700).toString(8)); // "700"
+ * await removeDir(dir);
+ * ```
+ */
+export async function changeMode(file: string, mode: number): Promise<void> {
+  if (isWindows()) return;
+  if (nodeApis) await fsp.chmod(file, mode);
+  else await Deno.chmod(file, mode);
+}
+
+/**
+ * A secret file others may read or write: {@linkcode readSecretFile} refuses it.
+ *
+ * @example
+ * ```ts
+ * import { ExposedSecretError } from "./process.ts";
+ * const e = new ExposedSecretError("--api-token-file /t is accessible by others");
+ * console.log(e instanceof Error); // true
+ * ```
+ */
+export class ExposedSecretError extends Error {
+  override name = "ExposedSecretError";
+}
+
+/**
+ * Read a secret (a key, a token) from `file`, refusing a file that others
+ * may read or write, as ssh does with private keys: the message names the
+ * file, its mode and the command that fixes it. `flag` names where the path
+ * came from, e.g. `--cluster-key-file`.
+ *
+ * @example
+ * ```ts
+ * import { makeTempDir, readSecretFile, removeDir, writePrivateFile } from "./process.ts";
+ * const dir = await makeTempDir("raftd-");
+ * await writePrivateFile(`${dir}/token`, "s3cret\n");
+ * console.log(await readSecretFile(`${dir}/token`, "--api-token-file")); // "s3cret\n"
+ * await removeDir(dir);
+ * ```
+ */
+export async function readSecretFile(file: string, flag: string): Promise<string> {
+  const mode = await fileMode(file);
+  if (mode !== undefined && (mode & 0o077) !== 0) {
+    throw new ExposedSecretError(
+      `${flag} ${file} is accessible by others (mode ${
+        mode.toString(8).padStart(4, "0")
+      }): a secret must be private to its owner; run: chmod 600 ${file}`,
+    );
+  }
+  return await readTextFile(file);
+}
+
+/**
+ * Write a small UTF-8 text file only its owner may read (mode 0600), replacing it.
+ *
+ * @example
+ * ```ts
+ * import { makeTempDir, removeDir, writePrivateFile } from "./process.ts";
+ * const dir = await makeTempDir("raftd-");
+ * await writePrivateFile(`${dir}/cluster.key`, "c2VjcmV0\n");
+ * await removeDir(dir);
+ * ```
+ */
+export async function writePrivateFile(file: string, text: string): Promise<void> {
+  if (nodeApis) {
+    await fsp.writeFile(file, text, { encoding: "utf8", mode: 0o600 });
+  } else {
+    await Deno.writeTextFile(file, text, { mode: 0o600 });
+  }
+  // An existing file keeps its mode on rewrite: make sure.
+  await changeMode(file, 0o600);
+}
+
+function isWindows(): boolean {
+  return nodeApis ? nodeProcess.platform === "win32" : Deno.build.os === "windows";
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import { serveHttp } from "../platform/http.ts";
 import type { HttpServer } from "../platform/http.ts";
 import { describeNetError } from "../platform/net_errors.ts";
-import { ensureDir } from "../platform/process.ts";
+import { changeMode, ensureDir, fileMode } from "../platform/process.ts";
 import { Raft } from "../raft.ts";
 import { FileLogStore, FileSnapshotStore, FileStableStore } from "../storage/mod.ts";
 import {
@@ -191,6 +191,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     checkOption(() => checkHostPort(options.advertiseRaft, "--advertise-raft"));
   }
   await ensureDir(options.dataDir);
+  // Every value is in there: a directory others can enter (made by an older
+  // version, or by hand) is closed to them.
+  const dataMode = await fileMode(options.dataDir);
+  if (dataMode !== undefined && (dataMode & 0o077) !== 0) {
+    await changeMode(options.dataDir, dataMode & 0o700);
+    log.info("data directory {dir} was mode {old}: now {mode}, private to its owner", {
+      dir: options.dataDir,
+      old: dataMode.toString(8).padStart(4, "0"),
+      mode: (dataMode & 0o700).toString(8).padStart(4, "0"),
+    });
+  }
 
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
