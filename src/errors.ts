@@ -71,11 +71,14 @@ export class NotLeaderError extends RaftError {
 export type CommitOutcome = "committed" | "not_committed" | "unknown";
 
 /**
- * Leadership was lost while an operation was in flight.
+ * Leadership was lost while an operation was in flight: another server took
+ * over, or this one stopped (a disk failure; the `cause` says which).
  *
  * `outcome` makes the ambiguity explicit: `"not_committed"` means the entry
  * was never appended or was overwritten; `"unknown"` means a new leader may
- * still commit it (the client must check before retrying a non-idempotent write).
+ * still commit it (the client must check before retrying a non-idempotent
+ * write); `"committed"` means it is committed, though this node may never
+ * apply it.
  *
  * @example
  * ```ts
@@ -90,8 +93,11 @@ export class LeadershipLostError extends RaftError {
   /** What is known of the entry's fate. */
   readonly outcome: CommitOutcome;
   /** Creates the error with the entry's known fate. */
-  constructor(outcome: CommitOutcome, message?: string) {
-    super(message ?? `leadership lost while the operation was in flight (outcome: ${outcome})`);
+  constructor(outcome: CommitOutcome, message?: string, options?: ErrorOptions) {
+    super(
+      message ?? `leadership lost while the operation was in flight (outcome: ${outcome})`,
+      options,
+    );
     this.outcome = outcome;
   }
 }

@@ -367,7 +367,21 @@ export class PendingOperations {
 
   /** Reject everything (shutdown or failure). */
   rejectAll(error: Error): void {
-    for (const p of this.#applies.values()) p.reject(error);
+    // A proposal in flight may be on a follower's disk already (the leader
+    // sends as it writes) and commit under the next leader: reporting it as
+    // failed would invite a duplicate retry. Its outcome is unknown, or
+    // committed when this node knew it was.
+    const commit = this.#commitIndex();
+    for (const [index, p] of this.#applies) {
+      const outcome = index <= commit ? "committed" : "unknown";
+      p.reject(
+        new LeadershipLostError(
+          outcome,
+          `${error.message}; entry ${index} was in flight (outcome: ${outcome})`,
+          { cause: error },
+        ),
+      );
+    }
     this.#applies.clear();
     for (const p of this.#reads.values()) p.reject(error);
     this.#reads.clear();

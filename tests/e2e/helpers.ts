@@ -163,6 +163,11 @@ export class Node {
   readonly dataDir: string;
   readonly extra: string[];
   child: Deno.ChildProcess | undefined;
+  /**
+   * A command the process is started through (it gets the raftd command and
+   * its arguments after its own), e.g. `unshare` to give it its own mounts.
+   */
+  wrapper: string[] = [];
   #logs: string[] = [];
   #pump: Promise<void> | undefined;
 
@@ -185,7 +190,8 @@ export class Node {
   /** Start the process with `args` after the common ones. */
   start(args: string[] = []): void {
     if (this.child) throw new Error(`${this.id} is already running`);
-    const { command, args: pre } = raftdCommand();
+    const raftd = raftdCommand();
+    const [command, ...pre] = [...this.wrapper, raftd.command, ...raftd.args];
     this.child = new Deno.Command(command, {
       args: [
         ...pre,

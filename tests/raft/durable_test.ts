@@ -4,6 +4,7 @@ import {
   FileLogStore,
   FileSnapshotStore,
   FileStableStore,
+  LeadershipLostError,
   type LogStore,
   Raft,
   StorageError,
@@ -125,9 +126,10 @@ Deno.test("a failing disk write stops the node from acknowledging and it steps d
   const network = new MemoryNetwork();
   const ids = ["a", "b", "c"];
   const stores = new Map(ids.map((id) => [id, new FailingLogStore()]));
+  const fsms = new Map(ids.map((id) => [id, new ListFSM()]));
   const nodes = await Promise.all(
     ids.map((id) =>
-      Raft.create<number>({ id, ...FAST }, new ListFSM(), {
+      Raft.create<number>({ id, ...FAST }, fsms.get(id)!, {
         logStore: stores.get(id)!,
         stableStore: new MemoryStableStore(),
         snapshotStore: new MemorySnapshotStore(),
@@ -151,13 +153,33 @@ Deno.test("a failing disk write stops the node from acknowledging and it steps d
     );
     await waitFor("leader stopped", () => leader.state === "shutdown");
     await assert.rejects(() => leader.apply(bytes("more")), StorageError);
-    for (const o of outcomes) {
-      if (o.status === "rejected") assert.ok(o.reason instanceof Error);
-    }
     const others = nodes.filter((n) => n !== leader);
     await waitFor("new leader", () => others.some((n) => n.state === "leader"));
     const next = others.find((n) => n.state === "leader")!;
     await next.apply(bytes("after"));
+    // A write in flight when the disk failed was sent to the followers as it
+    // was written: it may commit under the next leader, so it must never be
+    // reported as failed, only as of unknown (or committed) outcome.
+    const committed = new Set(fsms.get(next.id)!.items);
+    let inFlight = 0;
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === "fulfilled") {
+        assert.ok(committed.has(`w${i}`), `acknowledged w${i} is committed`);
+        continue;
+      }
+      inFlight++;
+      assert.ok(
+        o.reason instanceof LeadershipLostError,
+        `w${i}: expected a LeadershipLostError, got ${o.reason}`,
+      );
+      assert.notEqual(o.reason.outcome, "not_committed", `w${i}`);
+      assert.ok(o.reason.cause instanceof StorageError, "the disk failure is the cause");
+    }
+    assert.ok(inFlight > 0, "some writes were in flight when the disk failed");
+    assert.ok(
+      outcomes.some((o, i) => o.status === "rejected" && committed.has(`w${i}`)),
+      "some of them committed after all: reporting them as failed would have been a lie",
+    );
   } finally {
     await Promise.all(nodes.map((n) => n.shutdown()));
   }
