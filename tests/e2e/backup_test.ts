@@ -5,7 +5,17 @@
  */
 
 import { strict as assert } from "node:assert";
-import { cli, e2eTest, http, leaderOf, Node, sleep, waitFor, waitForCluster } from "./helpers.ts";
+import {
+  cli,
+  e2eTest,
+  http,
+  leaderOf,
+  Node,
+  sleep,
+  step,
+  waitFor,
+  waitForCluster,
+} from "./helpers.ts";
 
 interface Write {
   value: string;
@@ -28,7 +38,7 @@ e2eTest({
     const uncertain = new Set<string>();
     let ok = false;
     try {
-      await t.step("a three-node cluster", async () => {
+      await step(t, "a three-node cluster", async () => {
         nodes[0].start(["--bootstrap"]);
         await waitFor("n1 healthy", () => nodes[0].healthy());
         nodes[1].start(["--join", nodes[0].url]);
@@ -37,7 +47,7 @@ e2eTest({
       });
 
       let backupIndex = 0;
-      await t.step("raftd snapshot save through a follower while four clients write", async () => {
+      await step(t, "raftd snapshot save through a follower while four clients write", async () => {
         const leader = await leaderOf(nodes);
         const follower = nodes.find((n) => n !== leader)!;
         let writing = true;
@@ -82,7 +92,7 @@ e2eTest({
       });
 
       let expected = new Map<string, string>();
-      await t.step("raftd snapshot inspect checks the file and says what it holds", async () => {
+      await step(t, "raftd snapshot inspect checks the file and says what it holds", async () => {
         const r = await cli(["snapshot", "inspect", file, "--json"]);
         assert.equal(r.code, 0, r.stderr);
         const info = JSON.parse(r.stdout);
@@ -110,7 +120,8 @@ e2eTest({
         }
       });
 
-      await t.step(
+      await step(
+        t,
         "damaged, truncated or missing files are refused and change nothing",
         async () => {
           const bytes = await Deno.readFile(file);
@@ -166,7 +177,7 @@ e2eTest({
         },
       );
 
-      await t.step("restore into a new one-node cluster that serves every key", async () => {
+      await step(t, "restore into a new one-node cluster that serves every key", async () => {
         const r = await cli([
           "snapshot",
           "restore",
@@ -225,7 +236,7 @@ e2eTest({
         assert.ok(put.json<{ index: number }>().index > backupIndex);
       });
 
-      await t.step("another node joins the restored cluster and gets every key", async () => {
+      await step(t, "another node joins the restored cluster and gets every key", async () => {
         r2.start(["--join", r1.url]);
         await waitForCluster([r1, r2], ["r1", "r2"]);
         assert.equal((await r2.status()).clusterId, (await r1.status()).clusterId);
@@ -253,7 +264,7 @@ e2eTest({
         assert.equal(JSON.parse(stale.stdout).server, "r2");
       });
 
-      await t.step("bare raftd snapshot still compacts; with nothing new it exits 0", async () => {
+      await step(t, "bare raftd snapshot still compacts; with nothing new it exits 0", async () => {
         const first = await cli(["snapshot", "--json", "--server", r1.url]);
         assert.equal(first.code, 0, first.stderr);
         const second = await cli(["snapshot", "--server", r1.url]);

@@ -57,6 +57,18 @@ export function raftdCommand(): { command: string; args: string[] } {
   };
 }
 
+/**
+ * Run one step of a test. A failed step ends the test, so its `finally` sees
+ * the failure (and prints the nodes' logs); the steps after it build on it.
+ */
+export async function step(
+  t: Deno.TestContext,
+  name: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  if (!(await t.step(name, fn))) throw new Error(`step failed: ${name}`);
+}
+
 /** A free TCP port on 127.0.0.1 (bound then released). */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

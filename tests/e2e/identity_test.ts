@@ -13,6 +13,7 @@ import {
   leaderOf,
   Node,
   sleep,
+  step,
   waitFor,
   waitForCluster,
 } from "./helpers.ts";
@@ -95,7 +96,7 @@ e2eTest({
     let ok = false;
     try {
       let idA = "";
-      await t.step("a bootstrapped cluster has an id; --join and peers add adopt it", async () => {
+      await step(t, "a bootstrapped cluster has an id; --join and peers add adopt it", async () => {
         a[0].start(["--bootstrap"]);
         await waitFor("n1 healthy", () => a[0].healthy());
         const s = await a[0].status();
@@ -126,7 +127,7 @@ e2eTest({
         assert.equal(JSON.parse(st.stdout).clusterId, idA);
       });
 
-      await t.step("cluster A cannot take over a node of cluster B", async () => {
+      await step(t, "cluster A cannot take over a node of cluster B", async () => {
         b1.start(["--bootstrap"]);
         await waitFor("b1 healthy", () => b1.healthy());
         assert.equal(
@@ -168,7 +169,8 @@ e2eTest({
         await waitForCluster(a, ["n1", "n2", "n3"]);
       });
 
-      await t.step(
+      await step(
+        t,
         "a directory of cluster B asked to --join cluster A exits 1, says why",
         async () => {
           // A directory that belongs to B but holds no Raft state yet (say, a node
