@@ -22,6 +22,7 @@ import { MAX_INDEX, MAX_TERM, mayAdoptTerm } from "./limits.ts";
 import { RaftLog } from "./log.ts";
 import {
   applyChange,
+  checkStartingConfiguration,
   cloneConfiguration,
   type ConfigurationChange,
   decodeConfiguration,
@@ -207,6 +208,14 @@ export class RaftCore {
   #roundSentTick: number[] = new Array(ROUND_RING).fill(-Infinity);
   #selfAckedRound = 0;
   #ackedRound = new Map<ServerId, number>();
+  /**
+   * Leader only: servers the latest configuration removed, by the index of
+   * the entry that removed them. Their Progress stays (never counted in a
+   * quorum) until they acknowledged a heartbeat telling them that entry is
+   * committed, so they learn of their removal instead of campaigning forever
+   * (hashicorp/raft replicates to a removed server up to its removal too).
+   */
+  #departing = new Map<ServerId, Departure>();
 
   #messages: Message[] = [];
   #held: HeldMessage[] = [];
@@ -455,6 +464,12 @@ export class RaftCore {
     }
     if (!configuration.servers.some((s) => s.suffrage === "voter")) {
       throw new ConfigurationError("bootstrap configuration must contain at least one voter");
+    }
+    // Without itself the node would wait forever for a leader nobody can become.
+    try {
+      checkStartingConfiguration(configuration, this.id);
+    } catch (e) {
+      throw new ConfigurationError(`bootstrap: ${(e as Error).message}`);
     }
     this.#term = 1;
     this.#termVoteDirty = true;
@@ -880,6 +895,7 @@ export class RaftCore {
     this.#votes.clear();
     this.#progress.clear();
     this.#ackedRound.clear();
+    this.#departing.clear();
     this.#leadTransferee = "";
     for (const id of this.#readOnly.clear()) this.#droppedReads.push(id);
     for (const r of this.#pendingReads) this.#droppedReads.push(r.id);
@@ -988,6 +1004,30 @@ export class RaftCore {
       this.#broadcastHeartbeat();
     }
     this.#maybePromote();
+    this.#dropDeparted();
+  }
+
+  /**
+   * Stop sending to a removed server once it acknowledged a heartbeat that
+   * carried its removal's commit (it has learned it), or long after the
+   * removal committed (it stayed down or cut off: its operator takes it from there).
+   */
+  #dropDeparted(): void {
+    const committed = this.#log.committed;
+    for (const [id, d] of this.#departing) {
+      const pr = this.#progress.get(id);
+      if (pr === undefined || committed < d.index) continue;
+      d.committedTick ??= this.#ticks;
+      if (pr.match >= d.index && d.round === undefined) d.round = this.#hbRound + 1;
+      const told = d.round !== undefined && (this.#ackedRound.get(id) ?? 0) >= d.round;
+      const gaveUp =
+        this.#ticks - d.committedTick >= DEPARTURE_TICKS_ELECTIONS * this.#opts.electionTicks;
+      if (told || gaveUp) {
+        this.#departing.delete(id);
+        this.#progress.delete(id);
+        this.#ackedRound.delete(id);
+      }
+    }
   }
 
   #quorumActive(): boolean {
@@ -1274,12 +1314,14 @@ export class RaftCore {
     }
   }
 
-  /** Keep one Progress per server of the latest configuration. */
+  /** Keep one Progress per server of the latest configuration, and per departing one. */
   #syncProgress(): void {
-    const servers = this.latestConfiguration().configuration.servers;
+    const latest = this.latestConfiguration();
+    const servers = latest.configuration.servers;
     const ids = new Set(servers.map((s) => s.id));
-    for (const id of [...this.#progress.keys()]) {
-      if (!ids.has(id)) this.#progress.delete(id);
+    for (const id of this.#progress.keys()) {
+      if (ids.has(id)) this.#departing.delete(id);
+      else if (!this.#departing.has(id)) this.#departing.set(id, { index: latest.index });
     }
     for (const s of servers) {
       if (s.id === this.id || this.#progress.has(s.id)) continue;
@@ -1497,4 +1539,17 @@ export class RaftCore {
       }
     }
   }
+}
+
+/** Election timeouts a leader keeps telling an unresponsive removed server of its removal. */
+const DEPARTURE_TICKS_ELECTIONS = 100;
+
+/** A server the leader still tells about its own removal (see `#departing`). */
+interface Departure {
+  /** Index of the configuration entry that removed it. */
+  index: number;
+  /** Tick at which the leader first saw that entry committed. */
+  committedTick?: number;
+  /** The first heartbeat round that tells it so (its match had reached the entry). */
+  round?: number;
 }

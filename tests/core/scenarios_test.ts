@@ -57,17 +57,42 @@ Deno.test("partitioned old leader steps down, its uncommitted entries are overwr
   assert.deepEqual(c.leaders(), ["n3"]);
 });
 
+Deno.test("a removed server learns of its removal and of its commit, then stays quiet", () => {
+  const c = Cluster.bootstrap(THREE);
+  c.elect("n1");
+  const { index } = c.core("n1").proposeConfigurationChange({ op: "remove", id: "n3" });
+  c.stabilize();
+  c.tick(3);
+  c.stabilize();
+  // The leader sent n3 the log up to its removal, and then the commit of it.
+  const n3 = c.core("n3");
+  assert.ok(!n3.latestConfiguration().configuration.servers.some((s) => s.id === "n3"));
+  assert.ok(n3.commitIndex >= index, `n3 knows ${index} is committed (commit ${n3.commitIndex})`);
+  assert.equal(c.core("n1").progress().has("n3"), false, "and then stopped sending to it");
+  const term = c.core("n1").term;
+  c.favor("n3");
+  c.tick(20 * 10);
+  assert.equal(c.delivered.filter((m) => m.type === "vote" && m.from === "n3").length, 0);
+  assert.equal(c.core("n1").term, term);
+  assert.equal(c.core("n1").state, "leader");
+});
+
 Deno.test("a removed server that keeps timing out does not disrupt the cluster", () => {
   const c = Cluster.bootstrap(THREE);
   c.elect("n1");
+  // n3 is cut off while it is removed, until the leader gives up telling it.
+  c.isolate("n3");
   c.core("n1").proposeConfigurationChange({ op: "remove", id: "n3" });
   c.stabilize();
-  c.tick(2);
+  c.tick(100 * 10 + 2, ["n1", "n2"]);
+  c.heal();
+  assert.equal(c.core("n1").progress().has("n3"), false, "the leader gave up on n3");
   const conf = c.core("n1").committedConfiguration();
   assert.deepEqual(conf.configuration.servers.map((s) => s.id), ["n1", "n2"]);
   // n3 never learnt it was removed: it still counts itself a voter.
   assert.ok(c.core("n3").latestConfiguration().configuration.servers.some((s) => s.id === "n3"));
   const term = c.core("n1").term;
+  c.delivered.length = 0;
   c.favor("n3");
 
   c.tick(20 * 10);
