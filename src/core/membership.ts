@@ -12,15 +12,20 @@ import { describeValue } from "../describe_value.ts";
  * A single membership change, applied to the latest configuration.
  *
  * - `addVoter`: a new server joins as `staging` and is promoted once caught up;
- *   an existing non-voter becomes `staging` too. An existing voter only changes address.
+ *   an existing non-voter becomes `staging` too.
  * - `addNonvoter`: joins (or stays) as non-voter.
+ *
+ * Adding a server at an address another server has is refused, and so is
+ * re-adding an existing server at another address unless `updateAddress`
+ * says that is meant (hashicorp/raft moves it silently, which turns a typo or
+ * a second machine reusing an id into a lost member).
  * - `promote`: staging or non-voter becomes voter (issued by the leader once caught up).
  * - `demote`: a voter becomes a non-voter.
  * - `remove`: the server leaves.
  */
 export type ConfigurationChange =
-  | { op: "addVoter"; id: ServerId; address: ServerAddress }
-  | { op: "addNonvoter"; id: ServerId; address: ServerAddress }
+  | { op: "addVoter"; id: ServerId; address: ServerAddress; updateAddress?: boolean }
+  | { op: "addNonvoter"; id: ServerId; address: ServerAddress; updateAddress?: boolean }
   | { op: "promote"; id: ServerId }
   | { op: "demote"; id: ServerId }
   | { op: "remove"; id: ServerId };
@@ -128,6 +133,20 @@ export function checkConfiguration(value: unknown): Configuration {
 export function applyChange(current: Configuration, change: ConfigurationChange): Configuration {
   const servers = current.servers.map((s) => ({ ...s }));
   const existing = servers.find((s) => s.id === change.id);
+  if (change.op === "addVoter" || change.op === "addNonvoter") {
+    const holder = servers.find((s) => s.address === change.address && s.id !== change.id);
+    if (holder) {
+      throw new TypeError(
+        `cannot add ${change.id} at ${change.address}: server ${holder.id} has that address`,
+      );
+    }
+    if (existing && existing.address !== change.address && change.updateAddress !== true) {
+      throw new TypeError(
+        `server ${change.id} is already in the configuration at ${existing.address}, not ` +
+          `${change.address}; pass updateAddress to move it, or remove it first`,
+      );
+    }
+  }
   switch (change.op) {
     case "addVoter":
       if (existing) {
@@ -162,6 +181,42 @@ export function applyChange(current: Configuration, change: ConfigurationChange)
     throw new TypeError(`${change.op} ${change.id} would leave the cluster with no voter`);
   }
   return { servers };
+}
+
+/**
+ * Check a configuration a cluster is being started from (bootstrap,
+ * recovery): it must list server `self`, a voter, and no address twice.
+ * Throws a `TypeError` saying which rule it breaks. (Configurations already
+ * in a log are not held to this: they were accepted when written.)
+ *
+ * @example
+ * ```ts
+ * import { checkStartingConfiguration } from "./membership.ts";
+ * checkStartingConfiguration({ servers: [{ id: "n1", address: "h:1", suffrage: "voter" }] }, "n1");
+ * ```
+ */
+export function checkStartingConfiguration(configuration: Configuration, self: ServerId): void {
+  const ids = configuration.servers.map((s) => s.id);
+  if (!ids.includes(self)) {
+    throw new TypeError(
+      `the configuration must contain this server (${self}); it lists ${
+        ids.length === 0 ? "no server" : ids.join(", ")
+      }`,
+    );
+  }
+  if (!configuration.servers.some((s) => s.suffrage === "voter")) {
+    throw new TypeError("the configuration must contain at least one voter");
+  }
+  const byAddress = new Map<string, ServerId>();
+  for (const s of configuration.servers) {
+    const other = byAddress.get(s.address);
+    if (other !== undefined) {
+      throw new TypeError(
+        `the configuration gives servers ${other} and ${s.id} the same address ${s.address}`,
+      );
+    }
+    byAddress.set(s.address, s.id);
+  }
 }
 
 /**

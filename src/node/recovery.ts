@@ -8,7 +8,7 @@
  */
 
 import type { ResolvedConfig } from "../config.ts";
-import { checkConfiguration } from "../core/membership.ts";
+import { checkConfiguration, checkStartingConfiguration } from "../core/membership.ts";
 import {
   type Configuration,
   type Entry,
@@ -143,8 +143,10 @@ export async function recoverCluster<R>(
   configuration: Configuration,
 ): Promise<void> {
   const conf = checkConfiguration(configuration);
-  if (!conf.servers.some((s) => s.suffrage === "voter")) {
-    throw new ConfigurationError("recovery configuration must contain at least one voter");
+  try {
+    checkStartingConfiguration(conf, config.id);
+  } catch (e) {
+    throw new ConfigurationError(`recovery: ${(e as Error).message}`);
   }
   if (!(await hasExistingState(stores))) {
     throw new InvalidStateError("refusing to recover a cluster with no existing state");
