@@ -39,6 +39,7 @@ export const DEFAULT_CONFIG: Readonly<
     trailingLogs: 10240,
     retainSnapshots: 2,
     autoPromoteNonvoters: false,
+    shutdownOnRemove: true,
     catchupMargin: 64,
     storageTimeout: 10000,
     maxApplyBatch: 512,
@@ -102,6 +103,14 @@ export interface Config {
    * Staging servers (from `addVoter`) are always promoted.
    */
   autoPromoteNonvoters?: boolean;
+  /**
+   * Shut the node down once it applies a configuration that no longer lists
+   * it (it was removed), as hashicorp/raft's `ShutdownOnRemove`. Either way
+   * `Raft.removed` turns true and a `removed` observation is sent;
+   * without it the node stays up as a follower that never campaigns, and can
+   * be added again. Default true.
+   */
+  shutdownOnRemove?: boolean;
   /** A staging server is caught up when it is within this many entries of the leader. */
   catchupMargin?: number;
   /** A storage write that takes longer than this (ms) makes a leader step down. */
@@ -212,6 +221,7 @@ export function validateConfig(config: Config): ResolvedConfig {
     trailingLogs: config.trailingLogs ?? DEFAULT_CONFIG.trailingLogs,
     retainSnapshots: config.retainSnapshots ?? DEFAULT_CONFIG.retainSnapshots,
     autoPromoteNonvoters: config.autoPromoteNonvoters ?? DEFAULT_CONFIG.autoPromoteNonvoters,
+    shutdownOnRemove: config.shutdownOnRemove ?? DEFAULT_CONFIG.shutdownOnRemove,
     catchupMargin: config.catchupMargin ?? DEFAULT_CONFIG.catchupMargin,
     storageTimeout: config.storageTimeout ?? DEFAULT_CONFIG.storageTimeout,
     maxApplyBatch: config.maxApplyBatch ?? DEFAULT_CONFIG.maxApplyBatch,
@@ -228,7 +238,9 @@ export function validateConfig(config: Config): ResolvedConfig {
   nonNegativeInteger("catchupMargin", resolved.catchupMargin);
   positiveInteger("storageTimeout", resolved.storageTimeout);
   positiveInteger("maxApplyBatch", resolved.maxApplyBatch);
-  for (const flag of ["preVote", "checkQuorum", "autoPromoteNonvoters"] as const) {
+  for (
+    const flag of ["preVote", "checkQuorum", "autoPromoteNonvoters", "shutdownOnRemove"] as const
+  ) {
     if (typeof resolved[flag] !== "boolean") {
       throw new TypeError(`config.${flag} must be a boolean, got ${describeValue(resolved[flag])}`);
     }

@@ -56,6 +56,7 @@ import { Snapshots } from "./node/snapshots.ts";
 import { coreOptionsFor } from "./node/timing.ts";
 import { NodeTimers } from "./node/timers.ts";
 import type {
+  AddServerOptions,
   ApplyResult,
   IndexResult,
   MembershipOptions,
@@ -90,6 +91,7 @@ export interface RaftStores {
 }
 
 export type {
+  AddServerOptions,
   ApplyResult,
   IndexResult,
   MembershipOptions,
@@ -98,6 +100,14 @@ export type {
   RaftStats,
   ReadOptions,
 } from "./node/types.ts";
+
+function checkUpdateAddress(options: AddServerOptions | undefined, op: string): boolean {
+  const v = options?.updateAddress;
+  if (v !== undefined && typeof v !== "boolean") {
+    throw new TypeError(`${op}: options.updateAddress must be a boolean, got ${typeOf(v)}`);
+  }
+  return v === true;
+}
 
 function checkId(value: unknown, what: string): asserts value is string {
   if (typeof value !== "string" || value.length === 0) {
@@ -169,6 +179,9 @@ export class Raft<R = unknown> {
 
   #shutdown = false;
   #failed: Error | undefined;
+  /** An applied configuration has listed this server (so it can be removed). */
+  #wasMember = false;
+  #removed = false;
 
   #pending: PendingOperations;
   #pipeline: WritePipeline;
@@ -218,6 +231,7 @@ export class Raft<R = unknown> {
         settle: (index, term, response) => this.#pending.settle(index, term, response),
         drained: () => {
           this.#pending.releaseReads(this.#runner.appliedIndex);
+          this.#noteMembership();
           this.#snapshots.maybeAutoSnapshot();
         },
         fail: (error, during) => this.#fail(error, during),
@@ -252,6 +266,8 @@ export class Raft<R = unknown> {
       observers: this.#observers,
     }, tickMs);
     this.#runner.startFrom(core.appliedIndex, stored.snapshot?.meta);
+    this.#wasMember = this.#runner.appliedConfiguration.configuration.servers
+      .some((s) => s.id === this.id);
     if (stored.snapshot) {
       const { meta, size } = stored.snapshot;
       this.#snapshots.startFrom({ index: meta.index, term: meta.term, size });
@@ -658,14 +674,18 @@ export class Raft<R = unknown> {
   /**
    * Add a voter: it joins as `staging` (receives the log, does not vote) and
    * is promoted once within `catchupMargin` entries of the leader. Resolves
-   * when the change commits. With an id already present, updates its address
-   * (a non-voter becomes staging).
+   * when the change commits. An id already present stays where it is (a
+   * non-voter becomes staging); moving it to another address needs
+   * `options.updateAddress`, so a typo or a second machine reusing an id
+   * cannot cut a member off.
    *
-   * @throws {TypeError} when `id` or `address` is not a non-empty string.
+   * @throws {TypeError} when `id` or `address` is not a non-empty string, or
+   * `options.updateAddress` not a boolean.
    * @throws {NotLeaderError} when this node is not the leader.
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
-   * configuration's index, the server is not a member, or no voter would be left.
+   * configuration's index, another server has `address`, `id` is a member at another address
+   * without `options.updateAddress`, or no voter would be left.
    * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
    * `"not_committed"` or `"unknown"`).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
@@ -687,22 +707,31 @@ export class Raft<R = unknown> {
   addVoter(
     id: ServerId,
     address: ServerAddress,
-    options?: MembershipOptions,
+    options?: AddServerOptions,
   ): Promise<IndexResult> {
     checkId(id, "addVoter: id");
     checkId(address, "addVoter: address");
-    return this.#changeMembership({ op: "addVoter", id, address }, "addVoter", options);
+    const updateAddress = checkUpdateAddress(options, "addVoter");
+    return this.#changeMembership(
+      { op: "addVoter", id, address, updateAddress },
+      "addVoter",
+      options,
+    );
   }
 
   /**
    * Add a server that receives the log but does not vote nor count towards
-   * quorum (a read replica). Resolves when the change commits.
+   * quorum (a read replica). Resolves when the change commits. Refused as
+   * {@linkcode Raft.addVoter} is: at a taken address, or moving a member
+   * without `options.updateAddress`.
    *
-   * @throws {TypeError} when `id` or `address` is not a non-empty string.
+   * @throws {TypeError} when `id` or `address` is not a non-empty string, or
+   * `options.updateAddress` not a boolean.
    * @throws {NotLeaderError} when this node is not the leader.
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
-   * configuration's index, the server is not a member, or no voter would be left.
+   * configuration's index, another server has `address`, `id` is a member at another address
+   * without `options.updateAddress`, or no voter would be left.
    * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
    * `"not_committed"` or `"unknown"`).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
@@ -725,11 +754,16 @@ export class Raft<R = unknown> {
   addNonvoter(
     id: ServerId,
     address: ServerAddress,
-    options?: MembershipOptions,
+    options?: AddServerOptions,
   ): Promise<IndexResult> {
     checkId(id, "addNonvoter: id");
     checkId(address, "addNonvoter: address");
-    return this.#changeMembership({ op: "addNonvoter", id, address }, "addNonvoter", options);
+    const updateAddress = checkUpdateAddress(options, "addNonvoter");
+    return this.#changeMembership(
+      { op: "addNonvoter", id, address, updateAddress },
+      "addNonvoter",
+      options,
+    );
   }
 
   /**
@@ -1102,6 +1136,23 @@ export class Raft<R = unknown> {
   }
 
   /**
+   * Whether this server learned it was removed: the configuration it applied
+   * last does not list it, though an earlier one did. With
+   * `config.shutdownOnRemove` (the default) the node then shuts down.
+   *
+   * @example
+   * ```ts
+   * import { formCluster } from "./testing/test_cluster.ts";
+   * await using cluster = await formCluster(); // three voters
+   * const raft = cluster.leader()!;
+   * console.log(raft.removed); // false
+   * ```
+   */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /**
    * Index of the newest snapshot taken or installed here (0 before any).
    *
    * @example
@@ -1171,6 +1222,33 @@ export class Raft<R = unknown> {
     if (this.#shutdown) throw new ShutdownError();
     if (this.#failed) {
       throw new StorageError(`raft stopped after a storage failure: ${this.#failed.message}`);
+    }
+  }
+
+  /** After applies: notice the configuration dropping (or listing again) this server. */
+  #noteMembership(): void {
+    const { index, configuration } = this.#runner.appliedConfiguration;
+    const listed = configuration.servers.some((s) => s.id === this.id);
+    if (listed) {
+      this.#wasMember = true;
+      this.#removed = false;
+      return;
+    }
+    if (!this.#wasMember || this.#removed || this.#shutdown) return;
+    this.#removed = true;
+    log.info("{id} was removed from the cluster (configuration at index {index})", {
+      id: this.id,
+      index,
+    });
+    this.#observers.emit({ type: "removed", index });
+    if (this.#config.shutdownOnRemove) {
+      // Not from inside the apply loop that is telling us, and after a
+      // heartbeat's time: a leader that removed itself has the commit of its
+      // removal to hand on first.
+      this.#timers.after(this.#config.heartbeatInterval, () => {
+        log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: this.id });
+        void this.shutdown();
+      });
     }
   }
 

@@ -23,6 +23,16 @@ export interface MembershipOptions extends OperationOptions {
   prevIndex?: number;
 }
 
+/** Options of `addVoter` and `addNonvoter`. */
+export interface AddServerOptions extends MembershipOptions {
+  /**
+   * Allow moving a server that is already a member to another address.
+   * Without it such a call is refused: a typo, or a second machine reusing
+   * an id, would otherwise cut the member off.
+   */
+  updateAddress?: boolean;
+}
+
 /** Options of reads. */
 export interface ReadOptions extends OperationOptions {
   /** Serve from the leader lease when it is valid (no round trip); falls back to ReadIndex. */
@@ -56,6 +66,8 @@ export type Observation =
     change: "added" | "removed" | "promoted" | "demoted";
   }
   | { type: "heartbeat_failed"; id: ServerId; lastContact: number }
+  /** This server applied a configuration that no longer lists it (at `index`). */
+  | { type: "removed"; index: number }
   | { type: "snapshot"; index: number; term: number; size: number };
 
 /** Counters and gauges of a node, see {@linkcode Raft.stats}. */
