@@ -17,9 +17,9 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * Why a request got no answer, worded the same on Deno, Bun and the
  * compiled binary (their fetch errors differ).
  */
-function unreachableReason(e: unknown): string {
+function unreachableReason(e: unknown, timeoutMs: number): string {
   if (e instanceof Error && e.name === "TimeoutError") {
-    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+    return `no answer within ${timeoutMs / 1000} s`;
   }
   const reason = describeNetError(e);
   return reason === "connection refused" ? `${reason} (is raftd running there?)` : reason;
@@ -45,18 +45,22 @@ interface ErrorBody {
 export class ApiClient {
   /** API base URL. */
   readonly server: string;
-  readonly #token: string | undefined;
+  /** Bearer token sent, if any. */
+  readonly token: string | undefined;
   readonly #retryMs: number;
+  readonly #timeoutMs: number;
 
   /**
    * @param server API base URL.
    * @param token bearer token, if the API needs one.
    * @param retryMs how long to keep retrying 503 answers that are safe to retry.
+   * @param timeoutMs how long an answer may take (default 30 s).
    */
-  constructor(server: string, token?: string, retryMs = 5000) {
+  constructor(server: string, token?: string, retryMs = 5000, timeoutMs = REQUEST_TIMEOUT_MS) {
     this.server = server;
-    this.#token = token;
+    this.token = token;
     this.#retryMs = retryMs;
+    this.#timeoutMs = timeoutMs;
   }
 
   /**
@@ -79,22 +83,24 @@ export class ApiClient {
       const timer = options.stream
         ? setTimeout(
           () => abort.abort(new DOMException("no answer in time", "TimeoutError")),
-          REQUEST_TIMEOUT_MS,
+          this.#timeoutMs,
         )
         : undefined;
       try {
         res = await fetch(new URL(path, this.server), {
           method,
           headers: {
-            ...(this.#token !== undefined ? { authorization: `Bearer ${this.#token}` } : {}),
+            ...(this.token !== undefined ? { authorization: `Bearer ${this.token}` } : {}),
             ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
           },
           body: body as BodyInit | undefined,
-          signal: options.stream ? abort.signal : AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          signal: options.stream ? abort.signal : AbortSignal.timeout(this.#timeoutMs),
         });
       } catch (e) {
         clearTimeout(timer);
-        throw new CliError(`cannot reach raftd at ${this.server}: ${unreachableReason(e)}`);
+        throw new CliError(
+          `cannot reach raftd at ${this.server}: ${unreachableReason(e, this.#timeoutMs)}`,
+        );
       }
       clearTimeout(timer);
       if (options.stream && res.ok && res.body !== null) {

@@ -5,19 +5,142 @@
  */
 
 import { writeStdout } from "../src/platform/process.ts";
-import { bool, CLIENT_OPTIONS, HELP_OPTION, helpText, parse } from "./args.ts";
-import { clientFor } from "./client.ts";
+import { bool, CLIENT_OPTIONS, CliError, HELP_OPTION, helpText, parse } from "./args.ts";
+import { ApiClient, clientFor } from "./client.ts";
 import { print, table } from "./output.ts";
 
 const COMMAND = "raftd status";
-const OPTIONS = { ...CLIENT_OPTIONS, ...HELP_OPTION };
+const OPTIONS = {
+  cluster: {
+    type: "boolean" as const,
+    help: "ask every member and show one row each (exit 1 unless all are healthy)",
+  },
+  ...CLIENT_OPTIONS,
+  ...HELP_OPTION,
+};
 
 /** Help text of `raftd status`. */
 const STATUS_HELP: string = helpText(
-  `${COMMAND} [--server URL] [--json]`,
-  "Show a node's state, term, leader, indexes and the cluster configuration.",
+  `${COMMAND} [--cluster] [--server URL] [--json]`,
+  "Show a node's state, term, leader, indexes and the cluster configuration; with\n" +
+    "--cluster, every member's (id, state, term, commit, applied, lag, version, health).",
   OPTIONS,
 );
+
+/**
+ * One member as `raftd status --cluster` shows it.
+ *
+ * @example
+ * ```ts
+ * import type { MemberStatus } from "./status.ts";
+ * const m: MemberStatus = {
+ *   id: "n2", raft: "127.0.0.1:7002", http: "http://127.0.0.1:8002", suffrage: "voter",
+ *   state: "follower", term: 3, commitIndex: 10, appliedIndex: 10, lag: 0,
+ *   version: "0.1.0", clusterId: null, health: "ok",
+ * };
+ * ```
+ */
+export interface MemberStatus {
+  id: string;
+  raft: string;
+  http: string | null;
+  suffrage: string;
+  state: string | null;
+  term: number | null;
+  commitIndex: number | null;
+  appliedIndex: number | null;
+  /** Entries the leader committed that this member has not applied yet. */
+  lag: number | null;
+  version: string | null;
+  clusterId: string | null;
+  /** `ok`, or why not (unreachable, no leader known, another cluster, ...). */
+  health: string;
+}
+
+/** How long each member may take to answer, in ms. */
+const MEMBER_TIMEOUT_MS = 3000;
+
+async function memberStatus(
+  server: { id: string; raft: string; http: string | null; suffrage: string },
+  token: string | undefined,
+): Promise<{ status?: StatusBody; health: string }> {
+  if (server.http === null) return { health: "HTTP address unknown" };
+  const client = new ApiClient(server.http, token, 0, MEMBER_TIMEOUT_MS);
+  let status: StatusBody;
+  try {
+    status = await client.json<StatusBody>("GET", "/v1/status");
+  } catch (e) {
+    return { health: `unreachable: ${(e as Error).message}` };
+  }
+  if (status.id !== server.id) {
+    return { status, health: `answers as ${status.id}, not ${server.id}` };
+  }
+  const res = await client.request("GET", "/health", undefined, [503]).catch((e: Error) => e);
+  if (res instanceof Error) return { status, health: `unreachable: ${res.message}` };
+  if (res.ok) {
+    await res.body?.cancel();
+    return { status, health: "ok" };
+  }
+  const body = await res.json().catch(() => ({})) as { error?: string };
+  return { status, health: body.error ?? `health check answered ${res.status}` };
+}
+
+async function clusterStatus(p: ReturnType<typeof parse>): Promise<number> {
+  const client = await clientFor(COMMAND, p);
+  const peers = await client.json<{
+    leader: string | null;
+    servers: { id: string; raft: string; http: string | null; suffrage: string }[];
+  }>("GET", "/v1/peers");
+  const answers = await Promise.all(
+    peers.servers.map((s) => memberStatus(s, client.token)),
+  );
+  const commit = Math.max(0, ...answers.map((a) => a.status?.commitIndex ?? 0));
+  const clusterIds = new Set(answers.map((a) => a.status?.clusterId).filter((c) => c));
+  const rows: MemberStatus[] = peers.servers.map((s, i) => {
+    const st = answers[i].status;
+    let health = answers[i].health;
+    if (health === "ok" && clusterIds.size > 1) health = `cluster id ${st?.clusterId} differs`;
+    return {
+      id: s.id,
+      raft: s.raft,
+      http: s.http,
+      suffrage: s.suffrage,
+      state: st?.state ?? null,
+      term: st?.term ?? null,
+      commitIndex: st?.commitIndex ?? null,
+      appliedIndex: st?.appliedIndex ?? null,
+      lag: st ? Math.max(0, commit - st.appliedIndex) : null,
+      version: st?.version ?? null,
+      clusterId: st?.clusterId ?? null,
+      health,
+    };
+  });
+  print(bool(p, "json"), rows, () => {
+    const dash = (v: unknown) => v === null || v === undefined ? "-" : String(v);
+    return table([
+      ["ID", "STATE", "TERM", "COMMIT", "APPLIED", "LAG", "VERSION", "HEALTH"],
+      ...rows.map((r) => [
+        r.id,
+        r.state === null ? "-" : `${r.state}${r.suffrage === "voter" ? "" : ` (${r.suffrage})`}`,
+        dash(r.term),
+        dash(r.commitIndex),
+        dash(r.appliedIndex),
+        dash(r.lag),
+        dash(r.version),
+        r.health,
+      ]),
+    ]);
+  });
+  const sick = rows.filter((r) => r.health !== "ok");
+  if (sick.length > 0) {
+    throw new CliError(
+      `${COMMAND}: ${sick.length} of ${rows.length} members are not healthy: ${
+        sick.map((r) => `${r.id} (${r.health})`).join(", ")
+      }`,
+    );
+  }
+  return 0;
+}
 
 /**
  * The JSON of GET /v1/status.
@@ -93,6 +216,7 @@ export async function status(argv: string[]): Promise<number> {
     writeStdout(STATUS_HELP);
     return 0;
   }
+  if (bool(p, "cluster")) return await clusterStatus(p);
   const client = await clientFor(COMMAND, p);
   const body = await client.json<StatusBody>("GET", "/v1/status");
   print(bool(p, "json"), body, () => formatStatus(body));

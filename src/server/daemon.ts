@@ -258,12 +258,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const raftAddress = transport.localAddress;
 
     const fsm = new KvFsm();
-    const raft = await Raft.create<KvResult>({ ...options.raft, id: options.id }, fsm, {
-      logStore,
-      stableStore,
-      snapshotStore,
-      transport,
-    });
+    // A removed server exits (0) rather than linger as a member of nothing.
+    const raft = await Raft.create<KvResult>(
+      {
+        shutdownOnRemove: true,
+        ...options.raft,
+        id: options.id,
+      },
+      fsm,
+      {
+        logStore,
+        stableStore,
+        snapshotStore,
+        transport,
+      },
+    );
     cleanups.push(() => raft.shutdown());
 
     // Bind HTTP before bootstrapping so the advertised URL is final (port 0).
@@ -329,7 +338,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     };
 
     const unobserve = raft.observe((o) => {
-      if (o.type === "state" && o.state === "shutdown" && stopping === undefined) {
+      if (o.type === "removed") {
+        log.info(
+          "this server was removed from the cluster (configuration at index {index}); " +
+            "shutting down",
+          { index: o.index },
+        );
+      } else if (o.type === "state" && o.state === "shutdown" && stopping === undefined) {
+        if (raft.removed) {
+          void stop();
+          return;
+        }
         // Raft stopped on its own (e.g. a storage failure): a daemon that can
         // no longer serve should exit so a supervisor restarts it.
         failure = "the Raft node stopped unexpectedly";

@@ -63,6 +63,7 @@ export function status(ctx: ApiContext): Response {
     id: r.id,
     clusterId: ctx.clusterId() ?? null,
     state: r.state,
+    removed: r.removed,
     term: r.currentTerm,
     leader: leader ? { ...leader, http: leader.http ?? null } : null,
     commitIndex: r.commitIndex,
