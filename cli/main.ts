@@ -12,6 +12,7 @@ import { CliError, UsageError } from "./args.ts";
 import { demo } from "./demo.ts";
 import { kv } from "./kv.ts";
 import { peers } from "./peers.ts";
+import { recover } from "./recover.ts";
 import { serve } from "./serve.ts";
 import { snapshot } from "./snapshot.ts";
 import { status } from "./status.ts";
@@ -29,6 +30,7 @@ Commands:
   peers             list|add|remove|demote cluster members
   snapshot          compact a node's log now; save|inspect|restore backups
   transfer-leader   hand leadership to another voter
+  recover           rewrite a stopped node's configuration after losing quorum
   kv                get|put|del|list keys
   demo              start a local 3-node cluster
 
@@ -45,6 +47,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status,
   peers,
   snapshot,
+  recover,
   "transfer-leader": transferLeader,
   kv,
   demo: (argv) => demo(argv, import.meta.url),

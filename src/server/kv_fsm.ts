@@ -157,6 +157,16 @@ export class KvFsm implements FSM<KvResult> {
     return this.#members.get(id);
   }
 
+  /**
+   * Replace the whole member table (operator recovery: the addresses of the
+   * servers of the new configuration). Not replicated: use it only on a
+   * stopped node's state, before it is written out.
+   */
+  replaceMembers(members: ReadonlyMap<string, string>): void {
+    this.#members = new Map(members);
+    this.#onMembersChange?.();
+  }
+
   /** All recorded server id → HTTP address pairs. */
   members(): ReadonlyMap<string, string> {
     return this.#members;
