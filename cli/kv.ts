@@ -31,6 +31,7 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "INDEX",
     help: "put/del: only if the key's modify index is INDEX (0 = key must not exist)",
   },
+  prefix: { type: "string", arg: "P", help: "list: only keys starting with P" },
   limit: { type: "string", arg: "N", help: "list: at most N keys" },
   ...CLIENT_OPTIONS,
   ...HELP_OPTION,
@@ -38,12 +39,12 @@ const OPTIONS: Record<string, OptionSpec> = {
 
 /** Help text of `raftd kv`. */
 const KV_HELP: string = helpText(
-  `${COMMAND} get KEY | put KEY [VALUE] | del KEY | list [PREFIX]  [options]`,
+  `${COMMAND} get KEY | put KEY [VALUE] | del KEY | list [--prefix P]  [options]`,
   "Read and write the replicated key-value store through any node.\n" +
     "  get KEY            print the value (with --json: value, modify and create index)\n" +
     "  put KEY [VALUE]    set KEY; without VALUE (or with -) the value is read from stdin\n" +
     "  del KEY            delete KEY\n" +
-    "  list [PREFIX]      list keys starting with PREFIX",
+    "  list [--prefix P]  list keys (those starting with P)",
   OPTIONS,
 );
 
@@ -104,6 +105,20 @@ export async function kv(argv: string[]): Promise<number> {
     return 0;
   }
   const json = bool(p, "json");
+  // A flag the subcommand does not use would be silently ignored: refuse it.
+  const uses: Record<string, string[]> = {
+    get: ["consistency"],
+    put: ["cas"],
+    del: ["cas"],
+    list: ["prefix", "limit", "consistency"],
+  };
+  for (const flag of ["consistency", "cas", "prefix", "limit"]) {
+    if (str(p, flag) !== undefined && uses[sub] !== undefined && !uses[sub].includes(flag)) {
+      throw new UsageError(
+        `${command}: --${flag} does not apply to ${sub} (see ${COMMAND} --help)`,
+      );
+    }
+  }
   const cas = int(command, p, "cas");
   const key = p.positionals[0];
   const needKey = () => {
@@ -159,7 +174,15 @@ export async function kv(argv: string[]): Promise<number> {
       return 0;
     }
     case "list": {
-      const prefix = key ?? "";
+      const flag = str(p, "prefix");
+      if (key !== undefined && flag !== undefined && key !== flag) {
+        throw new UsageError(
+          `${command}: the prefix is given twice (${JSON.stringify(key)} and --prefix ${
+            JSON.stringify(flag)
+          }); give it once`,
+        );
+      }
+      const prefix = flag ?? key ?? "";
       const limit = int(command, p, "limit", { min: 1 });
       const q = query([
         prefix !== "" ? `prefix=${encodeURIComponent(prefix)}` : "",

@@ -12,7 +12,18 @@ e2eTest("raftd --help, --version, <cmd> --help and usage errors", async () => {
   assert.match(version.stdout, /^raftd \d+\.\d+\.\d+\S* \((deno|bun)\)\n$/);
   const help = await cli(["--help"]);
   assert.equal(help.code, 0);
-  for (const cmd of ["serve", "status", "peers", "snapshot", "transfer-leader", "kv", "demo"]) {
+  for (
+    const cmd of [
+      "serve",
+      "status",
+      "peers",
+      "snapshot",
+      "transfer-leader",
+      "kv",
+      "demo",
+      "recover",
+    ]
+  ) {
     assert.match(help.stdout, new RegExp(`^  ${cmd} `, "m"));
     const sub = await cli([cmd, "--help"]);
     assert.equal(sub.code, 0, `${cmd} --help: ${sub.stderr}`);
@@ -47,6 +58,12 @@ e2eTest("raftd --help, --version, <cmd> --help and usage errors", async () => {
       [["peers", "frob"], 2, /unknown subcommand "frob"/],
       [["kv", "put"], 2, /missing KEY/],
       [["kv", "list", "--limit", "x"], 2, /--limit must be an integer/],
+      [["kv", "get", "k", "--prefix", "p"], 2, /--prefix does not apply to get/],
+      [["kv", "list", "a", "--prefix", "b"], 2, /the prefix is given twice/],
+      [["snapshot", "frob"], 2, /unknown subcommand "frob"; expected save, inspect or restore/],
+      [["snapshot", "save"], 2, /missing FILE/],
+      [["recover", "--peers", "p.json"], 2, /--data and --peers are required/],
+      [["status", "--json", "--bogus"], 2, /^\{"error":"raftd status: Unknown option '--bogus'/],
       [
         ["status", "--server", "http://127.0.0.1:9"],
         1,

@@ -44,6 +44,11 @@ e2eTest({
           assert.equal(typeof row.lag, "number");
           assert.match(row.version!, /^\d+\.\d+\.\d+/);
         }
+        for (const key of ["app/a", "app/b", "other"]) {
+          assert.equal((await cli(["kv", "put", key, "v", "--server", nodes[1].url])).code, 0);
+        }
+        const list = await cli(["kv", "list", "--prefix", "app/", "--server", nodes[2].url]);
+        assert.equal(list.stdout, "app/a\napp/b\n", list.stderr);
         const text = await cli(["status", "--cluster", "--server", nodes[0].url]);
         assert.equal(text.code, 0, text.stderr);
         assert.match(
