@@ -72,6 +72,7 @@
  */
 
 export {
+  type AddServerOptions,
   type ApplyResult,
   type IndexResult,
   type MembershipOptions,
