@@ -1236,7 +1236,7 @@ export class Raft<R = unknown> {
     }
     if (!this.#wasMember || this.#removed || this.#shutdown) return;
     this.#removed = true;
-    log.info("{id} was removed from the cluster (configuration at index {index})", {
+    this.#config.logger.info("{id} was removed from the cluster (configuration at index {index})", {
       id: this.id,
       index,
     });
@@ -1246,7 +1246,7 @@ export class Raft<R = unknown> {
       // heartbeat's time: a leader that removed itself has the commit of its
       // removal to hand on first.
       this.#timers.after(this.#config.heartbeatInterval, () => {
-        log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: this.id });
+        this.#config.logger.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: this.id });
         void this.shutdown();
       });
     }
