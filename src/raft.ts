@@ -1246,7 +1246,9 @@ export class Raft<R = unknown> {
       // heartbeat's time: a leader that removed itself has the commit of its
       // removal to hand on first.
       this.#timers.after(this.#config.heartbeatInterval, () => {
-        this.#config.logger.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: this.id });
+        this.#config.logger.info("{id} shuts down: it was removed (shutdownOnRemove)", {
+          id: this.id,
+        });
         void this.shutdown();
       });
     }
