@@ -1299,7 +1299,7 @@ export class Raft<R = unknown> {
     }
     // A change right after an election or another change waits (at most 10 s
     // or the timeout) for the previous one to commit instead of failing at once.
-    const giveUp = Math.min(deadline, this.#clock.now() + 10_000);
+    const giveUp = Math.min(deadline.at, this.#clock.now() + 10_000);
     for (;;) {
       options?.signal?.throwIfAborted();
       try {

@@ -18,12 +18,26 @@ import type { ApplyResult, OperationOptions } from "../raft.ts";
 import type { Clock } from "./clock.ts";
 import { deferred } from "../deferred.ts";
 
+/** When an operation gives up: `at` on `clock.now()` (Infinity: never), after `ms` it was given. */
+export interface Deadline {
+  /** The instant, on the clock's `now()`. */
+  at: number;
+  /** The timeout the caller gave, for the error message (0 without one). */
+  ms: number;
+}
+
+/** No timeout. */
+export const NO_DEADLINE: Deadline = { at: Infinity, ms: 0 };
+
 interface PendingApply {
   term: number;
   resolve: (r: ApplyResult<unknown>) => void;
   reject: (e: Error) => void;
   start: number;
   deadline: number;
+  /** The operation and its timeout, for a TimeoutError. */
+  op: string;
+  timeoutMs: number;
   /** Noop and configuration entries resolve with their index only. */
   kind: "apply" | "index";
 }
@@ -32,6 +46,8 @@ interface PendingRead {
   resolve: (index: number) => void;
   reject: (e: Error) => void;
   deadline: number;
+  op: string;
+  timeoutMs: number;
   /** verifyLeader only needs the confirmation, not the apply. */
   waitApply: boolean;
   index: number;
@@ -41,6 +57,7 @@ interface TransferWaiter {
   resolve: () => void;
   reject: (e: Error) => void;
   deadline: number;
+  timeoutMs: number;
 }
 
 interface PersistWaiter {
@@ -50,29 +67,29 @@ interface PersistWaiter {
 }
 
 /**
- * The deadline (on `clock.now()`) of an operation with `options`, or
- * Infinity without a timeout. Throws a `RangeError` for a bad timeout.
+ * The deadline of an operation with `options` ({@linkcode NO_DEADLINE}
+ * without a timeout). Throws a `RangeError` for a bad timeout.
  *
  * @example
  * ```ts
  * import { RealClock } from "./clock.ts";
  * import { operationDeadline } from "./pending.ts";
  * const clock = new RealClock();
- * console.log(operationDeadline(clock, undefined, "apply")); // Infinity
- * console.log(operationDeadline(clock, { timeout: 50 }, "apply") > clock.now()); // true
+ * console.log(operationDeadline(clock, undefined, "apply").at); // Infinity
+ * console.log(operationDeadline(clock, { timeout: 50 }, "apply").ms); // 50
  * ```
  */
 export function operationDeadline(
   clock: Clock,
   options: OperationOptions | undefined,
   op: string,
-): number {
+): Deadline {
   const timeout = options?.timeout;
-  if (timeout === undefined) return Infinity;
+  if (timeout === undefined) return NO_DEADLINE;
   if (typeof timeout !== "number" || !(timeout > 0)) {
     throw new RangeError(`${op}: options.timeout must be a positive number of ms, got ${timeout}`);
   }
-  return clock.now() + timeout;
+  return { at: clock.now() + timeout, ms: timeout };
 }
 
 /**
@@ -82,9 +99,9 @@ export function operationDeadline(
  * ```ts
  * import { RealClock } from "./clock.ts";
  * import { HistogramRecorder } from "../metrics.ts";
- * import { PendingOperations } from "./pending.ts";
+ * import { NO_DEADLINE, PendingOperations } from "./pending.ts";
  * const pending = new PendingOperations(new RealClock(), new HistogramRecorder(), () => 0);
- * const done = pending.addApply(5, 1, "apply", Infinity, undefined, "apply");
+ * const done = pending.addApply(5, 1, "apply", NO_DEADLINE, undefined, "apply");
  * pending.settle(5, 1, "ok");
  * console.log((await done).response); // "ok"
  * ```
@@ -125,7 +142,7 @@ export class PendingOperations {
     index: number,
     term: number,
     kind: "apply" | "index",
-    deadline: number,
+    deadline: Deadline,
     signal: AbortSignal | undefined,
     op: string,
   ): Promise<ApplyResult<unknown>> {
@@ -135,11 +152,13 @@ export class PendingOperations {
       resolve,
       reject,
       start: this.#clock.now(),
-      deadline,
+      deadline: deadline.at,
+      op,
+      timeoutMs: deadline.ms,
       kind,
     };
     this.#applies.set(index, pending);
-    if (deadline !== Infinity) this.#deadlines++;
+    if (deadline.at !== Infinity) this.#deadlines++;
     if (signal) this.#watchApplySignal(signal, index, pending, op);
     return promise;
   }
@@ -216,14 +235,22 @@ export class PendingOperations {
   addRead(
     id: number,
     waitApply: boolean,
-    deadline: number,
+    deadline: Deadline,
     signal: AbortSignal | undefined,
     op: string,
   ): Promise<number> {
     const { promise, resolve, reject } = deferred<number>();
-    const pending: PendingRead = { resolve, reject, deadline, waitApply, index: 0 };
+    const pending: PendingRead = {
+      resolve,
+      reject,
+      deadline: deadline.at,
+      op,
+      timeoutMs: deadline.ms,
+      waitApply,
+      index: 0,
+    };
     this.#reads.set(id, pending);
-    if (deadline !== Infinity) this.#deadlines++;
+    if (deadline.at !== Infinity) this.#deadlines++;
     if (signal) {
       const onAbort = () => {
         if (this.#reads.get(id) === pending) this.#reads.delete(id);
@@ -287,9 +314,9 @@ export class PendingOperations {
   // ------------------------------------------------------------ transfers
 
   /** Wait for a leadership transfer to end. */
-  addTransfer(deadline: number): Promise<void> {
+  addTransfer(deadline: Deadline): Promise<void> {
     const { promise, resolve, reject } = deferred<void>();
-    this.#transfers.push({ resolve, reject, deadline });
+    this.#transfers.push({ resolve, reject, deadline: deadline.at, timeoutMs: deadline.ms });
     return promise;
   }
 
@@ -311,7 +338,7 @@ export class PendingOperations {
           new LeadershipTransferError("the target did not take over within an election timeout"),
         );
       } else if (w.deadline <= now) {
-        w.reject(new TimeoutError("leadershipTransfer", 0, "not_committed"));
+        w.reject(new TimeoutError("leadershipTransfer", w.timeoutMs, "not_committed"));
       } else kept.push(w);
     }
     this.#transfers = kept;
@@ -345,21 +372,21 @@ export class PendingOperations {
         this.#applies.delete(index);
         this.#deadlines--;
         const outcome = index <= this.#commitIndex() ? "committed" : "unknown";
-        p.reject(new TimeoutError("apply", Math.round(now - p.start), outcome));
+        p.reject(new TimeoutError(p.op, p.timeoutMs, outcome));
       }
     }
     for (const [id, p] of this.#reads) {
       if (p.deadline <= now) {
         this.#reads.delete(id);
         this.#deadlines--;
-        p.reject(new TimeoutError("read", 0, "not_committed"));
+        p.reject(new TimeoutError(p.op, p.timeoutMs, "not_committed"));
       }
     }
     let kept = 0;
     for (const p of this.#readsAwaitingApply) {
       if (p.deadline <= now) {
         this.#deadlines--;
-        p.reject(new TimeoutError("read", 0, "not_committed"));
+        p.reject(new TimeoutError(p.op, p.timeoutMs, "not_committed"));
       } else this.#readsAwaitingApply[kept++] = p;
     }
     this.#readsAwaitingApply.length = kept;
