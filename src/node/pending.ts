@@ -58,6 +58,20 @@ interface TransferWaiter {
   reject: (e: Error) => void;
   deadline: number;
   timeoutMs: number;
+  /** `clock.now()` when this node was first seen not leading, if it was. */
+  steppedDownAt?: number;
+}
+
+/** Where leadership stands, for {@linkcode PendingOperations.checkTransfers}. */
+export interface LeadershipView {
+  /** Whether this node leads. */
+  leading: boolean;
+  /** Whether its core dropped the transfer (the target did not take over in time). */
+  transferAborted: boolean;
+  /** Whether another node is known to lead. */
+  otherLeader: boolean;
+  /** How long (ms) a node that stepped down waits to hear of a successor. */
+  successorWithin: number;
 }
 
 interface PersistWaiter {
@@ -320,25 +334,32 @@ export class PendingOperations {
     return promise;
   }
 
-  /** This node no longer leads: transfers are over. */
-  leadershipGone(): void {
-    for (const w of this.#transfers) w.resolve();
-    this.#transfers = [];
-  }
-
-  /** On every tick: end transfers that finished, were aborted or timed out. */
-  checkTransfers(stillLeading: boolean, aborted: boolean): void {
+  /**
+   * On every tick and role change: a transfer is done once another node
+   * leads. It fails when the core drops it, when leadership comes back here,
+   * when no successor is heard of in time after stepping down, or at its
+   * deadline.
+   */
+  checkTransfers(view: LeadershipView): void {
     if (this.#transfers.length === 0) return;
     const now = this.#clock.now();
     const kept = [];
     for (const w of this.#transfers) {
-      if (!stillLeading) w.resolve();
-      else if (aborted) {
+      if (view.otherLeader) w.resolve();
+      else if (view.leading && w.steppedDownAt !== undefined) {
+        w.reject(new LeadershipTransferError("leadership came back to this node"));
+      } else if (view.leading && view.transferAborted) {
         w.reject(
           new LeadershipTransferError("the target did not take over within an election timeout"),
         );
       } else if (w.deadline <= now) {
         w.reject(new TimeoutError("leadershipTransfer", w.timeoutMs, "not_committed"));
+      } else if (!view.leading && now - (w.steppedDownAt ??= now) > view.successorWithin) {
+        w.reject(
+          new LeadershipTransferError(
+            `this node stepped down, but no other node has taken over within ${view.successorWithin} ms`,
+          ),
+        );
       } else kept.push(w);
     }
     this.#transfers = kept;

@@ -177,7 +177,7 @@ export class ReadyLoop<R> {
     const { pending, observers } = this.#parts;
     core.tick();
     pending.checkDeadlines();
-    pending.checkTransfers(core.state === "leader", core.leadTransferee === "");
+    this.#checkTransfers();
     observers.checkHeartbeats(
       core,
       Math.ceil(node.config().electionTimeout / this.#tickMs),
@@ -260,7 +260,18 @@ export class ReadyLoop<R> {
       observers.clearHeartbeatFailures();
     }
     if (!wasLeader && state === "leader") this.#leaderSinceTick = node.core.ticks;
-    if (state !== "leader") pending.leadershipGone();
+    this.#checkTransfers();
+  }
+
+  #checkTransfers(): void {
+    const { core, id } = this.#node;
+    this.#parts.pending.checkTransfers({
+      leading: core.state === "leader",
+      transferAborted: core.leadTransferee === "",
+      otherLeader: core.leader !== "" && core.leader !== id,
+      // A successor is elected within an election timeout (randomized up to twice that).
+      successorWithin: 2 * this.#node.config().electionTimeout,
+    });
   }
 
   /** Track addresses of every server ever in a configuration, and report membership changes. */
