@@ -96,7 +96,11 @@ export interface Config {
   snapshotInterval?: number;
   /** Entries kept in the log behind a snapshot, so slow followers need no InstallSnapshot. */
   trailingLogs?: number;
-  /** Snapshots to keep in the snapshot store. */
+  /**
+   * Snapshots to keep in the snapshot store: after each snapshot taken,
+   * installed or restored, the node removes older ones (with the store's
+   * `remove()`; the store may keep fewer on its own).
+   */
   retainSnapshots?: number;
   /**
    * Promote non-voters to voters automatically once caught up (autopilot-like).

@@ -249,6 +249,7 @@ export class Snapshots<R> {
     node.core.snapshotTaken(meta);
     const target = Math.min(meta.index - node.config().trailingLogs, node.core.compactionFloor());
     if (target > 0) pipeline.compact(target);
+    await this.#prune();
     this.#node.log.info("snapshot taken at {index} ({size} bytes)", {
       index: meta.index,
       size: info.size,
@@ -311,6 +312,7 @@ export class Snapshots<R> {
   /** The write pipeline installed `meta` and cleared the log. */
   noteInstalled(meta: SnapshotMeta): void {
     this.#installed++;
+    void this.exclusive(() => this.#prune());
     this.#node.log.info("installed snapshot {index} from the leader ({size} bytes)", {
       index: meta.index,
       size: this.#last.size,
@@ -391,6 +393,7 @@ export class Snapshots<R> {
       const { adopted, logReset } = await this.exclusive(() => this.#restoreLocked(data));
       this.#parts.runner.drain();
       await Promise.all([adopted, logReset]);
+      await this.exclusive(() => this.#prune());
     } finally {
       this.#restoring = false;
     }
@@ -448,6 +451,22 @@ export class Snapshots<R> {
       // The old log goes in write order: after what was written, before what follows.
       logReset: pipeline.reset(),
     };
+  }
+
+  /**
+   * Keep the newest `retainSnapshots` snapshots; the store may keep fewer on
+   * its own. A store without `remove()` keeps what it keeps.
+   */
+  async #prune(): Promise<void> {
+    const store = this.#parts.store;
+    if (!store.remove) return;
+    const retain = this.#node.config().retainSnapshots;
+    try {
+      for (const old of (await store.list()).slice(retain)) await store.remove(old.id);
+    } catch (e) {
+      // The new snapshot is safe; an old one left behind is only disk space.
+      this.#node.log.warn("removing old snapshots failed: {error}", { error: String(e) });
+    }
   }
 
   async #discard(id: string): Promise<void> {

@@ -74,7 +74,8 @@ export class TestCluster {
     const fsm = new ListFSM();
     const logStore = old?.logStore ?? new MemoryLogStore();
     const stableStore = old?.stableStore ?? new MemoryStableStore();
-    const snapshotStore = old?.snapshotStore ?? new MemorySnapshotStore();
+    // The node's retainSnapshots decides how many are kept, not the store.
+    const snapshotStore = old?.snapshotStore ?? new MemorySnapshotStore({ retain: 100 });
     const raft = await Raft.create<number>({ id, ...this.config, ...extra }, fsm, {
       logStore,
       stableStore,
