@@ -374,6 +374,15 @@ export class RaftCore {
     return this.#snapshot;
   }
 
+  /**
+   * A leader's snapshot this follower accepted to install, until the next
+   * Ready carries it. The driver stores a received snapshot as its own only
+   * once the core has accepted it.
+   */
+  get pendingSnapshot(): SnapshotMeta | undefined {
+    return this.#pendingInstall;
+  }
+
   /** Ticks since the core started. */
   get ticks(): number {
     return this.#ticks;

@@ -110,6 +110,8 @@ export class Snapshots<R> {
   #taking = false;
   #restoring = false;
   #installs = new Map<string, Promise<void>>();
+  /** Received snapshots the core accepted, by key, until their install reads them. */
+  #published = new Map<string, Promise<void>>();
   #cancelTimer: () => void = () => {};
   #taken = 0;
   #installed = 0;
@@ -260,28 +262,48 @@ export class Snapshots<R> {
 
   // -------------------------------------------------------------- install
 
-  /** Receive a leader's snapshot from the transport and hand it to the core. */
+  /**
+   * Receive a leader's snapshot from the transport and hand it to the core.
+   * The state is streamed into the store unpublished; it becomes a snapshot
+   * of this node only once the core accepts it, and is dropped otherwise. A
+   * snapshot for another server is refused before anything is written.
+   */
   async receive(m: InstallSnapshotRequest, data: AsyncIterable<Uint8Array>): Promise<void> {
     const node = this.#node;
+    const core = node.core;
     if (node.isShutdown() || node.failure()) throw new ShutdownError();
-    if (m.term < node.core.term) {
-      throw new RaftError(`stale snapshot from ${m.from}: term ${m.term} < ${node.core.term}`);
+    if (m.to !== node.id) {
+      throw new RaftError(
+        `snapshot from ${m.from} is addressed to ${JSON.stringify(m.to)}, this is ${
+          JSON.stringify(node.id)
+        }`,
+      );
+    }
+    if (m.term < core.term) {
+      throw new RaftError(`stale snapshot from ${m.from}: term ${m.term} < ${core.term}`);
     }
     const sink = await this.#parts.store.create(m.meta);
+    let accepted = false;
     try {
       for await (const chunk of data) await sink.write(chunk);
-      await sink.close();
-    } catch (e) {
-      await sink.cancel();
-      throw e;
+      if (node.isShutdown() || node.failure()) throw new ShutdownError();
+      try {
+        core.step(m);
+      } catch (e) {
+        node.fail(e as Error, "installing a snapshot");
+        throw e;
+      }
+      const pending = core.pendingSnapshot;
+      accepted = pending !== undefined && snapshotKey(pending) === snapshotKey(m.meta);
+    } finally {
+      if (!accepted) await sink.cancel();
     }
-    if (node.isShutdown()) throw new ShutdownError();
-    try {
-      node.core.step(m);
-    } catch (e) {
-      node.fail(e as Error, "installing a snapshot");
-      throw e;
-    }
+    if (!accepted) return; // the core answered the leader; nothing of it is kept
+    // The install (queued by the next Ready) waits for this before it reads the snapshot.
+    const published = sink.close().then(() => {});
+    published.catch(() => {});
+    this.#published.set(snapshotKey(m.meta), published);
+    await published;
   }
 
   /**
@@ -336,6 +358,10 @@ export class Snapshots<R> {
     return runner.enqueueRestore(meta, {
       open: async () => {
         const node = this.#node;
+        const key = snapshotKey(meta);
+        const published = this.#published.get(key);
+        this.#published.delete(key);
+        await published;
         if (node.failure() || node.isShutdown()) throw new ShutdownError();
         const info = await findSnapshot(store, meta);
         size = info.size;
