@@ -10,7 +10,13 @@
  */
 
 import type { InstallSnapshotRequest, ServerAddress, SnapshotMeta } from "../core/types.ts";
-import { InvalidStateError, RaftError, ShutdownError, StorageError } from "../errors.ts";
+import {
+  InvalidStateError,
+  RaftError,
+  ShutdownError,
+  StorageError,
+  TimeoutError,
+} from "../errors.ts";
 import type { FSM, FSMSnapshot } from "../fsm.ts";
 import type { SnapshotInfo, SnapshotStore } from "../storage/types.ts";
 import type { Transport } from "../transport/types.ts";
@@ -451,13 +457,27 @@ export class Snapshots<R> {
       await sink.cancel();
       throw e;
     }
-    // Wait for queued writes; stop waiting if leadership is lost (a follower's
-    // snapshot install in that queue would wait for the lock we hold).
+    // Wait for queued writes, at most storageTimeout (we hold the snapshot
+    // lock); stop waiting if leadership is lost (a follower's snapshot
+    // install in that queue would wait for the lock we hold).
+    const timeout = node.config().storageTimeout;
+    const giveUp = node.clock.now() + timeout;
     while (
       pipeline.busy && core.state === "leader" && core.term === term && !node.failure() &&
       !node.isShutdown()
     ) {
-      await node.timers.sleep(1);
+      if (node.clock.now() >= giveUp) {
+        await this.#discard(info.id);
+        throw new TimeoutError("restore", timeout, "not_committed");
+      }
+      await new Promise<void>((resolve) => {
+        // Woken when the writes are done, or to look at leadership again.
+        const cancel = node.timers.after(10, resolve);
+        void pipeline.idle().then(() => {
+          cancel();
+          resolve();
+        });
+      });
     }
     // Proposals are refused during a restore, but the leader may still have
     // appended (a promotion) or lost its term: then the snapshot's index is

@@ -15,7 +15,7 @@ import type { Entry, HardState, SnapshotMeta } from "../core/types.ts";
 import { HistogramRecorder } from "../metrics.ts";
 import type { LogStore, StableStore } from "../storage/types.ts";
 import type { NodeContext } from "./context.ts";
-import { deferred } from "../deferred.ts";
+import { type Deferred, deferred } from "../deferred.ts";
 
 /** The commit hint alone is written at most this often (ms); it only speeds up restarts. */
 const COMMIT_HINT_INTERVAL_MS = 1000;
@@ -67,7 +67,8 @@ export class WritePipeline {
   #hooks: WritePipelineHooks;
   #queue: WriteTask[] = [];
   #writing = false;
-  #idleWaiters: Array<() => void> = [];
+  /** Settles when the pipeline next has nothing running or queued. */
+  #idle: Deferred<void> | undefined;
   #storedLastIndex = 0;
   #lastHardState: HardState;
   #hardStateWrittenAt = 0;
@@ -110,12 +111,11 @@ export class WritePipeline {
     return this.#writing || this.#queue.length > 0;
   }
 
-  /** Resolves when nothing is being written or queued. */
+  /** Resolves when nothing is being written or queued (the same promise until then). */
   idle(): Promise<void> {
     if (!this.busy) return Promise.resolve();
-    const { promise, resolve } = deferred<void>();
-    this.#idleWaiters.push(resolve);
-    return promise;
+    this.#idle ??= deferred<void>();
+    return this.#idle.promise;
   }
 
   /** Queue a Ready (persisted with every other Ready queued before the next write starts). */
@@ -194,9 +194,8 @@ export class WritePipeline {
         this.#queue = [];
       }
       if (!this.busy || failure) {
-        const waiters = this.#idleWaiters;
-        this.#idleWaiters = [];
-        for (const w of waiters) w();
+        this.#idle?.resolve();
+        this.#idle = undefined;
       }
     }
   }
@@ -255,8 +254,11 @@ export class WritePipeline {
     const first = entries[0].index;
     const start = clock.now();
     if (first <= this.#storedLastIndex) {
-      const storeFirst = await this.#logStore.firstIndex();
-      await this.#logStore.deleteRange(Math.max(first, storeFirst), this.#storedLastIndex);
+      const storeFirst = await this.withStorageTimeout(this.#logStore.firstIndex(), "log read");
+      await this.withStorageTimeout(
+        this.#logStore.deleteRange(Math.max(first, storeFirst), this.#storedLastIndex),
+        "log truncation",
+      );
     }
     await this.withStorageTimeout(this.#logStore.storeLogs(entries), "log write");
     this.#storedLastIndex = entries[entries.length - 1].index;
@@ -264,7 +266,12 @@ export class WritePipeline {
     this.#storeLogsSeconds.observe((clock.now() - start) / 1000);
   }
 
-  /** A storage call that hangs must not freeze the cluster: step aside while it does. */
+  /**
+   * A storage call that hangs must not freeze the cluster: past
+   * `storageTimeout` a leader hands over and steps down, while the call may
+   * still finish (a write cannot be taken back). Every call of the pipeline
+   * goes through here.
+   */
   async withStorageTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
     const node = this.#node;
     const timeout = node.config().storageTimeout;
@@ -291,17 +298,21 @@ export class WritePipeline {
 
   /** Delete the whole stored log (a snapshot replaced it). */
   async clearLog(): Promise<void> {
-    const last = await this.#logStore.lastIndex();
-    if (last > 0) await this.#logStore.deleteRange(await this.#logStore.firstIndex(), last);
+    const store = this.#logStore;
+    const last = await this.withStorageTimeout(store.lastIndex(), "log read");
+    if (last > 0) {
+      const first = await this.withStorageTimeout(store.firstIndex(), "log read");
+      await this.withStorageTimeout(store.deleteRange(first, last), "log clearing");
+    }
     this.#storedLastIndex = 0;
   }
 
   async #compactLog(index: number): Promise<void> {
     const core = this.#node.core;
-    const first = await this.#logStore.firstIndex();
+    const first = await this.withStorageTimeout(this.#logStore.firstIndex(), "log read");
     const upTo = Math.min(index, this.#storedLastIndex, core.appliedIndex);
     if (first === 0 || upTo < first) return;
-    await this.#logStore.deleteRange(first, upTo);
+    await this.withStorageTimeout(this.#logStore.deleteRange(first, upTo), "log compaction");
     core.compact(Math.min(upTo, core.snapshotMeta?.index ?? 0));
     this.#node.log.debug("log compacted up to {index}", { index: upTo });
   }

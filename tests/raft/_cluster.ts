@@ -64,6 +64,8 @@ export class TestCluster {
   network = new MemoryNetwork({ seed: 7 });
   nodes = new Map<string, TestNode>();
   config: Omit<Config, "id">;
+  /** Makes the log store of a new node (a test may hand out one that misbehaves). */
+  newLogStore: (id: string) => MemoryLogStore = () => new MemoryLogStore();
 
   constructor(config: Omit<Config, "id"> = {}) {
     this.config = { ...FAST, ...config };
@@ -72,7 +74,7 @@ export class TestCluster {
   async start(id: string, extra: Omit<Config, "id"> = {}): Promise<TestNode> {
     const old = this.nodes.get(id);
     const fsm = new ListFSM();
-    const logStore = old?.logStore ?? new MemoryLogStore();
+    const logStore = old?.logStore ?? this.newLogStore(id);
     const stableStore = old?.stableStore ?? new MemoryStableStore();
     // The node's retainSnapshots decides how many are kept, not the store.
     const snapshotStore = old?.snapshotStore ?? new MemorySnapshotStore({ retain: 100 });

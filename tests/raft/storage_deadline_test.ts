@@ -1,0 +1,94 @@
+/**
+ * Every storage call of the write path has a deadline: a leader whose disk
+ * hangs steps down (issue 11, defect 3: log compaction, log clearing and the
+ * deletes of the write path had none, and `restore()` waited for the write
+ * queue with no deadline while holding the snapshot lock).
+ */
+
+import assert from "node:assert/strict";
+import { InvalidStateError, NotLeaderError, TimeoutError } from "../../mod.ts";
+import { MemoryLogStore } from "../../src/storage/mod.ts";
+import { bytes, TestCluster, type TestNode } from "./_cluster.ts";
+
+/** A memory log whose deletes never finish once `hang` is set: a disk that stopped answering. */
+class HangingLogStore extends MemoryLogStore {
+  hang = false;
+  hung = 0;
+  override deleteRange(min: number, max: number): Promise<void> {
+    if (!this.hang) return super.deleteRange(min, max);
+    this.hung++;
+    return new Promise(() => {});
+  }
+}
+
+const STORAGE_TIMEOUT = 300;
+
+async function clusterWithHangingLogs(): Promise<TestCluster> {
+  // trailingLogs 0: a snapshot compacts the whole log (a deleteRange).
+  const c = new TestCluster({
+    storageTimeout: STORAGE_TIMEOUT,
+    trailingLogs: 0,
+    snapshotThreshold: 1_000_000,
+  });
+  c.newLogStore = () => new HangingLogStore();
+  await c.bootstrap(["a", "b", "c"]);
+  return c;
+}
+
+/** Hang the leader's log, then take a snapshot: its compaction hangs in the write queue. */
+async function hangCompaction(c: TestCluster): Promise<TestNode> {
+  const leader = await c.waitLeader();
+  for (let i = 0; i < 5; i++) await leader.raft.apply(bytes(`v${i}`));
+  const log = leader.logStore as HangingLogStore;
+  log.hang = true;
+  await leader.raft.snapshot();
+  await c.waitFor("the compaction to hang", () => log.hung > 0);
+  return leader;
+}
+
+Deno.test("a leader whose log compaction hangs steps down", async () => {
+  const c = await clusterWithHangingLogs();
+  try {
+    const old = await hangCompaction(c);
+    await c.waitFor(
+      "another node to lead",
+      () => c.running().some((n) => n !== old && n.raft.state === "leader"),
+      STORAGE_TIMEOUT + 5000,
+    );
+    assert.notEqual(old.raft.state, "leader");
+    const leader = c.running().find((n) => n.raft.state === "leader")!;
+    await leader.raft.apply(bytes("after"));
+  } finally {
+    for (const n of c.nodes.values()) (n.logStore as HangingLogStore).hang = false;
+    await c.shutdown();
+  }
+});
+
+Deno.test("a restore waiting behind a hung write gives up instead of holding the snapshot lock", async () => {
+  const c = await clusterWithHangingLogs();
+  try {
+    const leader = await hangCompaction(c);
+    const restore = leader.raft.restore(
+      (async function* () {
+        yield bytes(JSON.stringify(["restored"]));
+      })(),
+    ).then(() => "restored", (e: Error) => e);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      restore,
+      new Promise<string>((r) =>
+        timer = setTimeout(() => r("still waiting"), STORAGE_TIMEOUT + 5000)
+      ),
+    ]);
+    clearTimeout(timer);
+    assert.ok(
+      outcome instanceof InvalidStateError || outcome instanceof TimeoutError ||
+        outcome instanceof NotLeaderError,
+      `expected the restore to give up, got ${outcome}`,
+    );
+    assert.ok(!leader.fsm.items.includes("restored"));
+  } finally {
+    for (const n of c.nodes.values()) (n.logStore as HangingLogStore).hang = false;
+    await c.shutdown();
+  }
+});
