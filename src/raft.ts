@@ -43,6 +43,7 @@ import { HistogramRecorder } from "./metrics.ts";
 import { type Clock, RealClock } from "./node/clock.ts";
 import type { NodeContext } from "./node/context.ts";
 import { FsmRunner } from "./node/fsm_runner.ts";
+import { LeaseClock } from "./node/lease.ts";
 import { Observers } from "./node/observers.ts";
 import { ReadyLoop } from "./node/ready_loop.ts";
 import { operationDeadline, PendingOperations } from "./node/pending.ts";
@@ -189,6 +190,7 @@ export class Raft<R = unknown> {
   #snapshots: Snapshots<R>;
   #observers: Observers;
   #loop: ReadyLoop<R>;
+  #lease: LeaseClock;
 
   #applySeconds = new HistogramRecorder();
   #commitSeconds = new HistogramRecorder();
@@ -198,9 +200,10 @@ export class Raft<R = unknown> {
     fsm: FSM<R>,
     stores: RaftStores,
     core: RaftCore,
-    tickMs: number,
+    timing: { tickMs: number; leaseMs: number },
     stored: StoredState,
   ) {
+    const { tickMs, leaseMs } = timing;
     this.id = config.id;
     this.#config = config;
     this.#transport = stores.transport;
@@ -224,7 +227,24 @@ export class Raft<R = unknown> {
       notLeader: () => this.#notLeader(),
       emit: (o) => this.#observers.emit(o),
     };
-    this.#pending = new PendingOperations(this.#clock, this.#commitSeconds, () => core.commitIndex);
+    this.#lease = new LeaseClock(this.#clock, leaseMs);
+    this.#pending = new PendingOperations(
+      this.#clock,
+      this.#commitSeconds,
+      () => core.commitIndex,
+      {
+        holds: (round) => core.state === "leader" && this.#lease.holds(round),
+        reissue: (id) => {
+          try {
+            core.readIndex(id, false);
+          } catch (e) {
+            return e as Error;
+          }
+          this.#loop.schedule();
+          return undefined;
+        },
+      },
+    );
     this.#runner = new FsmRunner(
       fsm,
       {
@@ -264,6 +284,7 @@ export class Raft<R = unknown> {
       runner: this.#runner,
       snapshots: this.#snapshots,
       observers: this.#observers,
+      lease: this.#lease,
     }, tickMs);
     this.#runner.startFrom(core.appliedIndex, stored.snapshot?.meta);
     this.#wasMember = this.#runner.appliedConfiguration.configuration.servers
@@ -334,13 +355,13 @@ export class Raft<R = unknown> {
       );
     }
     const stored = await loadStoredState(fsm, stores, resolved.logger);
-    const { tickMs, coreOptions } = coreOptionsFor(resolved);
+    const { tickMs, leaseMs, coreOptions } = coreOptionsFor(resolved);
     const core = new RaftCore(coreOptions, {
       hardState: stored.hardState,
       snapshot: stored.snapshot?.meta,
       entries: stored.entries,
     });
-    const raft = new Raft(resolved, fsm, stores, core, tickMs, stored);
+    const raft = new Raft(resolved, fsm, stores, core, { tickMs, leaseMs }, stored);
     raft.#loop.noteConfiguration();
     try {
       await stores.transport.start(raft.#loop.handler());
@@ -1009,7 +1030,8 @@ export class Raft<R = unknown> {
   reloadConfig(changes: ReloadableConfig): void {
     const next = resolveReload(this.#config, changes);
     this.#config = next;
-    const { coreOptions } = coreOptionsFor(next, this.#tickMs);
+    const { coreOptions, leaseMs } = coreOptionsFor(next, this.#tickMs);
+    this.#lease.leaseMs = leaseMs;
     this.#core.reconfigure({
       electionTicks: coreOptions.electionTicks,
       heartbeatTicks: coreOptions.heartbeatTicks,

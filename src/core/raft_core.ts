@@ -1396,12 +1396,17 @@ export class RaftCore {
     }
   }
 
-  #confirmReads(): void {
+  /** Highest heartbeat round of this term acknowledged by a quorum of voters (we ack our own). */
+  #quorumAckedRound(): number {
     const voters = voterIds(this.latestConfiguration().configuration);
     const rounds = voters.map((id) =>
       id === this.id ? this.#hbRound : (this.#ackedRound.get(id) ?? 0)
     );
-    const confirmed = quorumValue(rounds);
+    return quorumValue(rounds);
+  }
+
+  #confirmReads(): void {
+    const confirmed = this.#quorumAckedRound();
     for (const rs of this.#readOnly.confirm(confirmed)) this.#readStates.push(rs);
   }
 
@@ -1412,8 +1417,13 @@ export class RaftCore {
       return;
     }
     if (lease && this.#opts.checkQuorum && this.#leaseValid()) {
-      this.#readStates.push({ id, index: this.#log.committed });
-      return;
+      // Ticks say the lease holds; the driver judges it on its clock from
+      // when this round was sent (ticks stop while the process is paused).
+      const leaseRound = this.#quorumAckedRound();
+      if (leaseRound > 0) {
+        this.#readStates.push({ id, index: this.#log.committed, leaseRound });
+        return;
+      }
     }
     this.#readOnly.add(id, this.#log.committed, this.#hbRound + 1);
     this.#readRoundPending = true;

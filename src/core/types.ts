@@ -307,4 +307,13 @@ export interface ReadState {
   id: number;
   /** Commit index at the time leadership was confirmed. */
   index: number;
+  /**
+   * Present when the read was answered from the leader lease: the heartbeat
+   * round (a message's `context`) whose acknowledgement by a quorum the lease
+   * rests on. The core counts time in ticks, which stop while the process is
+   * stopped; the driver must check, when it serves the read, that the lease
+   * still holds on its monotonic clock from when that round was sent, and ask
+   * for a ReadIndex instead when it does not.
+   */
+  leaseRound?: number;
 }

@@ -43,6 +43,7 @@ interface PendingApply {
 }
 
 interface PendingRead {
+  id: number;
   resolve: (index: number) => void;
   reject: (e: Error) => void;
   deadline: number;
@@ -51,6 +52,16 @@ interface PendingRead {
   /** verifyLeader only needs the confirmation, not the apply. */
   waitApply: boolean;
   index: number;
+  /** For a read answered from the lease: the heartbeat round the lease rests on. */
+  leaseRound?: number;
+}
+
+/** How lease reads are judged when served, and turned into ReadIndex reads when the lease is gone. */
+export interface ReadLease {
+  /** Whether a lease resting on a quorum's acknowledgement of `round` holds now. */
+  holds(round: number): boolean;
+  /** Ask the core for read `id` again, as a ReadIndex; returns why it cannot, if it cannot. */
+  reissue(id: number): Error | undefined;
 }
 
 interface TransferWaiter {
@@ -114,7 +125,8 @@ export function operationDeadline(
  * import { RealClock } from "./clock.ts";
  * import { HistogramRecorder } from "../metrics.ts";
  * import { NO_DEADLINE, PendingOperations } from "./pending.ts";
- * const pending = new PendingOperations(new RealClock(), new HistogramRecorder(), () => 0);
+ * const lease = { holds: () => false, reissue: () => undefined };
+ * const pending = new PendingOperations(new RealClock(), new HistogramRecorder(), () => 0, lease);
  * const done = pending.addApply(5, 1, "apply", NO_DEADLINE, undefined, "apply");
  * pending.settle(5, 1, "ok");
  * console.log((await done).response); // "ok"
@@ -124,6 +136,7 @@ export class PendingOperations {
   #clock: Clock;
   #commitSeconds: HistogramRecorder;
   #commitIndex: () => number;
+  #lease: ReadLease;
   #applies = new Map<number, PendingApply>();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: PendingRead[] = [];
@@ -137,11 +150,18 @@ export class PendingOperations {
    * @param clock Measures commit latency and deadlines.
    * @param commitSeconds Where commit latencies go.
    * @param commitIndex The node's commit index (an abort reports whether its entry committed).
+   * @param lease Judges lease reads when they are served.
    */
-  constructor(clock: Clock, commitSeconds: HistogramRecorder, commitIndex: () => number) {
+  constructor(
+    clock: Clock,
+    commitSeconds: HistogramRecorder,
+    commitIndex: () => number,
+    lease: ReadLease,
+  ) {
     this.#clock = clock;
     this.#commitSeconds = commitSeconds;
     this.#commitIndex = commitIndex;
+    this.#lease = lease;
   }
 
   /** A fresh id for a read request. */
@@ -255,6 +275,7 @@ export class PendingOperations {
   ): Promise<number> {
     const { promise, resolve, reject } = deferred<number>();
     const pending: PendingRead = {
+      id,
       resolve,
       reject,
       deadline: deadline.at,
@@ -289,18 +310,38 @@ export class PendingOperations {
     return promise;
   }
 
-  /** The core confirmed read `id` at `index`; `applied` is the FSM's applied index. */
-  readConfirmed(id: number, index: number, applied: number): void {
+  /**
+   * The core confirmed read `id` at `index` (from the lease resting on
+   * `leaseRound`, if given); `applied` is the FSM's applied index.
+   */
+  readConfirmed(id: number, index: number, applied: number, leaseRound?: number): void {
     const p = this.#reads.get(id);
     if (!p) return;
     this.#reads.delete(id);
-    if (!p.waitApply || applied >= index) {
+    p.index = index;
+    p.leaseRound = leaseRound;
+    if (!p.waitApply || applied >= index) this.#serveRead(p);
+    else this.#readsAwaitingApply.push(p);
+  }
+
+  /**
+   * Resolve a confirmed read, judging its lease now: a lease that no longer
+   * holds (the process was paused, leadership moved) makes it a ReadIndex.
+   */
+  #serveRead(p: PendingRead): void {
+    if (p.leaseRound !== undefined && !this.#lease.holds(p.leaseRound)) {
+      p.leaseRound = undefined;
+      const refused = this.#lease.reissue(p.id);
+      if (refused === undefined) {
+        this.#reads.set(p.id, p); // waits for the ReadIndex's confirmation
+        return;
+      }
       if (p.deadline !== Infinity) this.#deadlines--;
-      p.resolve(index);
+      p.reject(refused);
       return;
     }
-    p.index = index;
-    this.#readsAwaitingApply.push(p);
+    if (p.deadline !== Infinity) this.#deadlines--;
+    p.resolve(p.index);
   }
 
   /** The core dropped read `id` (leadership lost before it was confirmed). */
@@ -315,14 +356,14 @@ export class PendingOperations {
   /** Resolve the confirmed reads whose index the FSM has reached. */
   releaseReads(applied: number): void {
     if (this.#readsAwaitingApply.length === 0) return;
+    const ready: PendingRead[] = [];
     let kept = 0;
     for (const p of this.#readsAwaitingApply) {
-      if (p.index <= applied) {
-        if (p.deadline !== Infinity) this.#deadlines--;
-        p.resolve(p.index);
-      } else this.#readsAwaitingApply[kept++] = p;
+      if (p.index <= applied) ready.push(p);
+      else this.#readsAwaitingApply[kept++] = p;
     }
     this.#readsAwaitingApply.length = kept;
+    for (const p of ready) this.#serveRead(p);
   }
 
   // ------------------------------------------------------------ transfers

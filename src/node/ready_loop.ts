@@ -19,6 +19,7 @@ import { type LeaderInfo, NotLeaderError } from "../errors.ts";
 import type { Transport, TransportHandler } from "../transport/types.ts";
 import type { NodeContext } from "./context.ts";
 import type { FsmRunner } from "./fsm_runner.ts";
+import type { LeaseClock } from "./lease.ts";
 import type { Observers } from "./observers.ts";
 import type { PendingOperations } from "./pending.ts";
 import type { Snapshots } from "./snapshots.ts";
@@ -38,6 +39,8 @@ export interface ReadyLoopParts<R> {
   snapshots: Snapshots<R>;
   /** Who is told of changes. */
   observers: Observers;
+  /** When each heartbeat round was sent, for lease reads. */
+  lease: LeaseClock;
 }
 
 /**
@@ -205,7 +208,9 @@ export class ReadyLoop<R> {
         if (rd.snapshot) snapshots.queueInstall(rd.snapshot);
         pipeline.push(rd);
         runner.enqueue(rd.committed);
-        for (const rs of rd.readStates) pending.readConfirmed(rs.id, rs.index, runner.appliedIndex);
+        for (const rs of rd.readStates) {
+          pending.readConfirmed(rs.id, rs.index, runner.appliedIndex, rs.leaseRound);
+        }
         for (const id of rd.droppedReads) {
           pending.dropRead(
             id,
@@ -234,6 +239,8 @@ export class ReadyLoop<R> {
       void this.#parts.snapshots.send(address, m);
       return;
     }
+    // A lease runs from when its heartbeat round went out, on the clock.
+    if (m.type === "heartbeat") this.#parts.lease.sent(m.context);
     this.#parts.transport.send(address, m);
   }
 
@@ -256,6 +263,7 @@ export class ReadyLoop<R> {
       if (leader !== "" && leader !== node.id) this.#lastContactAt = node.clock.now();
     }
     if (wasLeader && state !== "leader") {
+      this.#parts.lease.forget();
       pending.rejectUncommitted(node.core.commitIndex);
       observers.clearHeartbeatFailures();
     }

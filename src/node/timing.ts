@@ -10,6 +10,8 @@ import type { CoreOptions } from "../core/raft_core.ts";
 /**
  * The core counts time in ticks of half a heartbeat interval; `tickMs`, when
  * given, keeps the tick of a running node (a reload changes only the counts).
+ * `leaseMs` is how long a lease lasts on the clock after the acknowledged
+ * heartbeat was sent.
  *
  * @example
  * ```ts
@@ -22,7 +24,7 @@ import type { CoreOptions } from "../core/raft_core.ts";
 export function coreOptionsFor(
   config: ResolvedConfig,
   tickMs?: number,
-): { tickMs: number; coreOptions: CoreOptions } {
+): { tickMs: number; leaseMs: number; coreOptions: CoreOptions } {
   const tick = tickMs ?? Math.max(1, Math.floor(config.heartbeatInterval / 2));
   const heartbeatTicks = Math.max(1, Math.round(config.heartbeatInterval / tick));
   const electionTicks = Math.max(heartbeatTicks * 2, Math.round(config.electionTimeout / tick));
@@ -37,6 +39,8 @@ export function coreOptionsFor(
   );
   return {
     tickMs: tick,
+    // The lease on the clock is exactly the core's lease in ticks (lease.ts has the safety argument).
+    leaseMs: leaseTicks * tick,
     coreOptions: {
       id: config.id,
       electionTicks,

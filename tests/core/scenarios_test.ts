@@ -225,7 +225,10 @@ Deno.test("ReadIndex waits for a quorum heartbeat round; a lease read answers at
   c.tick(1);
   leader.readIndex(2, true);
   c.flush();
-  assert.deepEqual(c.node("n1").readStates.at(-1), { id: 2, index: commit });
+  const { leaseRound, ...read } = c.node("n1").readStates.at(-1)!;
+  assert.deepEqual(read, { id: 2, index: commit });
+  // The driver judges the lease from when that round was sent, on its clock.
+  assert.ok(leaseRound !== undefined && leaseRound >= 1, `lease round ${leaseRound}`);
 });
 
 Deno.test("a partitioned leader never confirms a ReadIndex and drops it when it steps down", () => {
