@@ -7,7 +7,7 @@
  */
 
 import { runtimeName } from "../src/platform/runtime.ts";
-import { args, exit, writeStderr, writeStdout } from "../src/platform/process.ts";
+import { args, exit, isMainModule, writeStderr, writeStdout } from "../src/platform/process.ts";
 import { CliError, UsageError } from "./args.ts";
 import { demo } from "./demo.ts";
 import { kv } from "./kv.ts";
@@ -100,4 +100,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) exit(await main(args()));
+if (isMainModule(import.meta)) exit(await main(args()));

@@ -154,5 +154,14 @@ async function tryLockBun(path: string, owner: string): Promise<FileLock | undef
  * ```
  */
 export function tryLockFile(path: string, owner: string): Promise<FileLock | undefined> {
+  if (runtimeName === "node") {
+    // Node.js has neither flock nor an FFI to reach it; a lock that is not flock could go stale.
+    return Promise.reject(
+      new Error(
+        "locking the data directory needs flock(2), which Node.js does not offer: " +
+          "run raftd serve on Deno or Bun (the library and the admin commands run on Node.js)",
+      ),
+    );
+  }
   return runtimeName === "bun" ? tryLockBun(path, owner) : tryLockDeno(path, owner);
 }

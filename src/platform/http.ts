@@ -157,5 +157,8 @@ function serveBun(options: ServeHttpOptions): HttpServer {
  * ```
  */
 export function serveHttp(options: ServeHttpOptions): HttpServer {
+  if (runtimeName === "node") {
+    throw new Error("serving HTTP needs Deno or Bun: raftd serve does not run on Node.js");
+  }
   return runtimeName === "bun" ? serveBun(options) : serveDeno(options);
 }

@@ -7,6 +7,7 @@
  */
 
 import * as childProcess from "node:child_process";
+import { realpathSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -67,6 +68,30 @@ export function env(name: string): string | undefined {
 export function exit(code: number): never {
   if (nodeApis) nodeProcess.exit(code);
   return Deno.exit(code);
+}
+
+/**
+ * Whether the module whose `import.meta` this is was the program's entry
+ * point (`deno run x.ts`, `bun x.ts`, `node x.js`). Deno and Bun say so in
+ * `import.meta.main`; Node.js before 24 does not, so the module's path is
+ * compared with the script Node.js was started with.
+ *
+ * @example
+ * ```ts
+ * import { isMainModule } from "./process.ts";
+ * if (isMainModule(import.meta)) console.log("run directly");
+ * ```
+ */
+export function isMainModule(meta: ImportMeta): boolean {
+  const main = (meta as { main?: unknown }).main;
+  if (typeof main === "boolean") return main;
+  const script = nodeProcess.argv[1];
+  if (script === undefined || !meta.url.startsWith("file:")) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(meta.url));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -120,7 +120,9 @@ export class TestCluster<R> {
   }
 
   /**
-   * The node with id `id`; throws a `RangeError` naming the ids when there is none.
+   * The node with id `id`.
+   *
+   * @throws {RangeError} when there is no such node (the message lists the ids).
    *
    * @example
    * ```ts
@@ -234,6 +236,10 @@ export class TestCluster<R> {
   /**
    * Starts node `id` again on the stores it had, with a new state machine
    * (stopping it first if it runs). Resolves with the node once it has started.
+   *
+   * @throws {RangeError} when there is no such node.
+   * @throws {Error} what {@linkcode Raft.create} throws (e.g. a `CorruptionError`
+   * from stores a test damaged).
    *
    * @example
    * ```ts

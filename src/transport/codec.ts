@@ -200,7 +200,10 @@ export function encodeMessageShared(message: Message): Uint8Array {
 }
 
 /**
- * Encodes `message` into a new buffer.
+ * Encodes `message` into a new buffer. Fields are not checked here: the
+ * receiver's {@linkcode decodeMessage} checks every one.
+ *
+ * @throws {TypeError} when `message.type` is not a known message type.
  *
  * @example
  * ```ts
@@ -219,8 +222,11 @@ export function encodeMessage(message: Message): Uint8Array {
  * Decodes one message, validating every field.
  *
  * Entry data in the result are views of `bytes`: do not modify `bytes`
- * afterwards. Throws {@linkcode ProtocolError} for anything that is not a
- * well-formed message (and nothing else for any input).
+ * afterwards.
+ *
+ * @throws {ProtocolError} for anything that is not a well-formed message
+ * (and nothing else, whatever the input), the message saying what was
+ * expected and what was found.
  *
  * @example
  * ```ts

@@ -1,7 +1,9 @@
 /**
  * Node.js runs raftd from the JavaScript `deno task build:node` produces:
- * builds it into a temporary directory, then forms a three-node cluster on
- * the machine's `node` with smoke.mjs. Ignored when there is no `node`.
+ * builds it into a temporary directory, forms a three-node cluster on the
+ * machine's `node` with smoke.mjs, and runs the CLI entry point there (the
+ * admin commands work; `raftd serve` says it needs Deno or Bun). Ignored when
+ * there is no `node`.
  */
 
 import assert from "node:assert/strict";
@@ -45,6 +47,25 @@ Deno.test({
       assert.match(stdout, /^ok runtime=node nodes=3 applied=100$/m);
       // Nothing left open for the garbage collector to close (file handles, sockets).
       assert.doesNotMatch(stderr, /Warning/, stderr);
+
+      // The CLI entry point runs as Node.js's main module, and fails the way it does elsewhere.
+      const cli = (args: string[]) => run("node", [`${outdir}/cli/main.js`, ...args]);
+      const version = await cli(["--version"]);
+      const { version: expected } = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+      assert.equal(decoder.decode(version.stdout), `raftd ${expected} (node)\n`);
+      const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (closed.addr as Deno.NetAddr).port;
+      closed.close();
+      const status = await cli(["status", "--server", `http://127.0.0.1:${port}`]);
+      assert.equal(status.code, 1);
+      assert.equal(
+        decoder.decode(status.stderr),
+        `error: cannot reach raftd at http://127.0.0.1:${port}: ` +
+          "connection refused (is raftd running there?)\n",
+      );
+      const serve = await cli(["serve", "--id", "n1", "--data", `${outdir}/data`, "--bootstrap"]);
+      assert.equal(serve.code, 1);
+      assert.match(decoder.decode(serve.stderr), /needs flock\(2\), which Node\.js does not offer/);
     } finally {
       await Deno.remove(outdir, { recursive: true });
     }
