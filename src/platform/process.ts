@@ -382,6 +382,10 @@ export function selfCommand(mainModuleUrl: string): { command: string; args: str
     return { command: nodeProcess.execPath, args: [fileURLToPath(mainModuleUrl)] };
   }
   if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };
+  if (!mainModuleUrl.startsWith("file:")) {
+    // Run from a registry (`deno run -A jsr:@raftd/raftd/cli demo`): run the same module again.
+    return { command: Deno.execPath(), args: ["run", "-A", mainModuleUrl] };
+  }
   const script = fileURLToPath(mainModuleUrl);
   const config = findConfig(path.dirname(script));
   return {

@@ -177,3 +177,11 @@ Deno.test("deno publish --dry-run passes", async () => {
   assert.ok(out.success, `${out.stdout}\n${out.stderr}`);
   assert.match(out.stdout + out.stderr, /Dry run complete/);
 });
+
+Deno.test("the CLI run from a registry URL starts its children from the same URL", async () => {
+  // `deno run -A jsr:@raftd/raftd/cli demo` runs main.ts from https://jsr.io/…; `demo`
+  // starts three `serve` children with the same module.
+  const { selfCommand } = await import("../../src/platform/process.ts");
+  const url = "https://jsr.io/@raftd/raftd/0.1.0/cli/main.ts";
+  assert.deepEqual(selfCommand(url), { command: Deno.execPath(), args: ["run", "-A", url] });
+});
