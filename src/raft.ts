@@ -486,8 +486,10 @@ export class Raft<R = unknown> {
   }
 
   /**
-   * Stop the node: timers, transport, pending operations (rejected with
-   * {@linkcode ShutdownError}); waits for in-flight writes (at most
+   * Stop the node: timers, transport, pending operations (writes in flight
+   * reject with {@linkcode LeadershipLostError}, outcome `"committed"` or
+   * `"unknown"`, since another leader may commit them; the rest with
+   * {@linkcode ShutdownError}); waits for in-flight disk writes (at most
    * `storageTimeout`). Stores stay open (they belong to the caller).
    * Idempotent; never rejects (a failing transport close is logged).
    *
@@ -499,7 +501,7 @@ export class Raft<R = unknown> {
    * const pending = raft.barrier();
    * await raft.shutdown();
    * console.log(raft.state); // "shutdown"
-   * await pending.catch((e: Error) => console.log(e.name)); // ShutdownError, unless it finished first
+   * await pending.catch((e: Error) => console.log(e.name)); // LeadershipLostError, unless it finished first
    * ```
    */
   async shutdown(): Promise<void> {
@@ -556,9 +558,11 @@ export class Raft<R = unknown> {
    * @throws {TypeError} when `data` is not a `Uint8Array`.
    * @throws {NotLeaderError} when this node is not the leader (nothing was appended; `leader` names
    * the one it knows, to retry there).
-   * @throws {LeadershipLostError} when leadership was lost before the entry committed: `outcome` is
-   * `"not_committed"` (a newer leader overwrote it) or `"unknown"` (a new leader may still commit it;
-   * check before retrying a write that is not idempotent).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped (shutdown, a disk
+   * failure: the `cause`), before the entry was applied: `outcome` is `"not_committed"` (a newer
+   * leader overwrote it), `"committed"` (it was committed; this node may not apply it) or
+   * `"unknown"` (a new leader may still commit it: check before retrying a write that is not
+   * idempotent).
    * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
    * applied) or `"unknown"`.
    * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
@@ -566,8 +570,9 @@ export class Raft<R = unknown> {
    * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
    * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
    * @throws {RangeError} when `options.timeout` is not a positive number.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
@@ -610,9 +615,11 @@ export class Raft<R = unknown> {
    *
    * @throws {NotLeaderError} when this node is not the leader (nothing was appended; `leader` names
    * the one it knows, to retry there).
-   * @throws {LeadershipLostError} when leadership was lost before the entry committed: `outcome` is
-   * `"not_committed"` (a newer leader overwrote it) or `"unknown"` (a new leader may still commit it;
-   * check before retrying a write that is not idempotent).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped (shutdown, a disk
+   * failure: the `cause`), before the entry was applied: `outcome` is `"not_committed"` (a newer
+   * leader overwrote it), `"committed"` (it was committed; this node may not apply it) or
+   * `"unknown"` (a new leader may still commit it: check before retrying a write that is not
+   * idempotent).
    * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
    * applied) or `"unknown"`.
    * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
@@ -620,8 +627,9 @@ export class Raft<R = unknown> {
    * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
    * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
    * @throws {RangeError} when `options.timeout` is not a positive number.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
@@ -707,14 +715,15 @@ export class Raft<R = unknown> {
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, another server has `address`, `id` is a member at another address
    * without `options.updateAddress`, or no voter would be left.
-   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
-   * `"not_committed"` or `"unknown"`).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
+   * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
@@ -753,14 +762,15 @@ export class Raft<R = unknown> {
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, another server has `address`, `id` is a member at another address
    * without `options.updateAddress`, or no voter would be left.
-   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
-   * `"not_committed"` or `"unknown"`).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
+   * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
@@ -795,14 +805,15 @@ export class Raft<R = unknown> {
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, the server is not a member, or no voter would be left.
-   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
-   * `"not_committed"` or `"unknown"`).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
+   * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
@@ -829,14 +840,15 @@ export class Raft<R = unknown> {
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, the server is not a member, or no voter would be left.
-   * @throws {LeadershipLostError} when leadership was lost before the change committed (`outcome`
-   * `"not_committed"` or `"unknown"`).
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
+   * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
-   * @throws {StorageError} when the node stopped after a storage or state machine failure.
+   * @throws {ShutdownError} when the node is shut down (nothing was appended).
+   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
+   * was appended).
    *
    * @example
    * ```ts
