@@ -5,6 +5,7 @@
  * @module
  */
 
+import { serveNodeHttps } from "./https_node.ts";
 import { runtimeName } from "./runtime.ts";
 
 /**
@@ -34,6 +35,29 @@ export interface ServeHttpOptions {
   port: number;
   /** Answers every request. Should not throw; if it does the client gets a 500. */
   handler: HttpHandler;
+  /** Serve HTTPS with this certificate (see {@linkcode listenHttp} for client certificates). */
+  tls?: HttpTlsOptions;
+}
+
+/**
+ * HTTPS settings: PEM text, not file names.
+ *
+ * @example
+ * ```ts
+ * import type { HttpTlsOptions } from "./http.ts";
+ * const tls: HttpTlsOptions = { cert: "-----BEGIN CERTIFICATE-----...", key: "-----BEGIN PRIVATE KEY-----..." };
+ * ```
+ */
+export interface HttpTlsOptions {
+  /** Certificate chain presented to clients. */
+  cert: string;
+  /** Its private key. */
+  key: string;
+  /**
+   * Require every client to present a certificate that chains to this CA
+   * (mutual TLS); others fail the TLS handshake.
+   */
+  clientCa?: string;
 }
 
 /**
@@ -76,6 +100,9 @@ function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 function serveDeno(options: ServeHttpOptions): HttpServer {
+  if (options.tls?.clientCa !== undefined) {
+    throw new TypeError("serveHttp: client certificates need listenHttp() on Deno");
+  }
   const abort = new AbortController();
   const server = Deno.serve({
     hostname: options.hostname,
@@ -83,6 +110,7 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
     signal: abort.signal,
     onListen: () => {},
     onError: internalError,
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
   }, options.handler);
   const addr = server.addr as Deno.NetAddr;
   return {
@@ -115,6 +143,13 @@ interface BunGlobal {
     error: (e: Error) => Response;
     idleTimeout: number;
     maxRequestBodySize: number;
+    tls?: {
+      cert: string;
+      key: string;
+      ca?: string;
+      requestCert?: boolean;
+      rejectUnauthorized?: boolean;
+    };
   }): BunServer;
 }
 
@@ -129,6 +164,17 @@ function serveBun(options: ServeHttpOptions): HttpServer {
     idleTimeout: 120,
     // The API enforces its own (smaller, configurable) limits.
     maxRequestBodySize: 1 << 30,
+    ...(options.tls
+      ? {
+        tls: {
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ...(options.tls.clientCa !== undefined
+            ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            : {}),
+        },
+      }
+      : {}),
   });
   return {
     hostname: server.hostname,
@@ -161,4 +207,30 @@ export function serveHttp(options: ServeHttpOptions): HttpServer {
     throw new Error("serving HTTP needs Deno or Bun: raftd serve does not run on Node.js");
   }
   return runtimeName === "bun" ? serveBun(options) : serveDeno(options);
+}
+
+/**
+ * Start serving HTTP or HTTPS, with client certificates required when
+ * `tls.clientCa` is given. Deno's own server cannot ask for client
+ * certificates, so that case is served by `node:https` (bridged to the same
+ * web-standard handler); everything else is {@linkcode serveHttp}.
+ * Rejects when the address cannot be bound or the certificate is unusable.
+ *
+ * @example
+ * ```ts
+ * import { listenHttp } from "./http.ts";
+ * const server = await listenHttp({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   handler: () => new Response("ok"),
+ * });
+ * console.log((await fetch(`http://127.0.0.1:${server.port}/`)).status); // 200
+ * await server.shutdown();
+ * ```
+ */
+export async function listenHttp(options: ServeHttpOptions): Promise<HttpServer> {
+  if (runtimeName === "deno" && options.tls?.clientCa !== undefined) {
+    return await serveNodeHttps(options, options.tls);
+  }
+  return serveHttp(options);
 }
