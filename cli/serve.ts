@@ -75,6 +75,22 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "FILE",
     help: "shared secret every node of the cluster must know (transport handshake)",
   },
+  "http-tls-cert": {
+    type: "string",
+    arg: "FILE",
+    help: "serve the API over HTTPS with this PEM certificate chain",
+  },
+  "http-tls-key": { type: "string", arg: "FILE", help: "the API certificate's PEM private key" },
+  "http-tls-client-ca": {
+    type: "string",
+    arg: "FILE",
+    help: "require API clients to present a certificate chaining to this PEM CA",
+  },
+  "http-tls-ca": {
+    type: "string",
+    arg: "FILE",
+    help: "PEM CA of the other members' API certificates (default: --http-tls-client-ca)",
+  },
   "tls-cert": { type: "string", arg: "FILE", help: "transport TLS: PEM certificate chain" },
   "tls-key": { type: "string", arg: "FILE", help: "transport TLS: PEM private key" },
   "tls-ca": {
@@ -209,6 +225,21 @@ export async function serve(argv: string[]): Promise<number> {
   const tls = tlsCert !== undefined && tlsKey !== undefined
     ? { certFile: tlsCert, keyFile: tlsKey, caFile: str(p, "tls-ca") }
     : undefined;
+  const httpTls = {
+    certFile: str(p, "http-tls-cert"),
+    keyFile: str(p, "http-tls-key"),
+    clientCaFile: str(p, "http-tls-client-ca"),
+    caFile: str(p, "http-tls-ca"),
+  };
+  if ((httpTls.certFile === undefined) !== (httpTls.keyFile === undefined)) {
+    throw new UsageError(`${COMMAND}: --http-tls-cert and --http-tls-key go together`);
+  }
+  if (httpTls.clientCaFile !== undefined && httpTls.certFile === undefined) {
+    throw new UsageError(
+      `${COMMAND}: --http-tls-client-ca needs --http-tls-cert and --http-tls-key`,
+    );
+  }
+  if (httpTls.keyFile !== undefined) await readSecret("--http-tls-key", httpTls.keyFile);
 
   let daemon;
   try {
@@ -224,6 +255,7 @@ export async function serve(argv: string[]): Promise<number> {
       token,
       clusterKey,
       tls,
+      httpTls,
       maxKeyBytes: ms("max-key-bytes"),
       maxValueBytes: ms("max-value-bytes"),
       timeoutMs: ms("request-timeout"),

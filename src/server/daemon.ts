@@ -7,10 +7,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
-import { serveHttp } from "../platform/http.ts";
+import { type HttpTlsOptions, listenHttp } from "../platform/http.ts";
+import { fetchWithTls, type HttpClientTls } from "../platform/http_client.ts";
 import type { HttpServer } from "../platform/http.ts";
 import { describeNetError } from "../platform/net_errors.ts";
-import { changeMode, ensureDir, fileMode } from "../platform/process.ts";
+import { changeMode, ensureDir, fileMode, readTextFile } from "../platform/process.ts";
 import { Raft } from "../raft.ts";
 import { FileLogStore, FileSnapshotStore, FileStableStore } from "../storage/mod.ts";
 import {
@@ -81,6 +82,8 @@ export interface DaemonOptions {
   clusterKey?: Uint8Array;
   /** TLS for the transport. */
   tls?: TcpTransportTlsOptions;
+  /** HTTPS for the API, and how to reach other members' HTTPS APIs. */
+  httpTls?: DaemonHttpTlsOptions;
   /** Longest key in UTF-8 bytes (default 1024). */
   maxKeyBytes?: number;
   /** Largest value in bytes (default 1 MiB). */
@@ -91,6 +94,28 @@ export interface DaemonOptions {
   raft?: DaemonRaftConfig;
   /** Version shown by /v1/status. */
   version?: string;
+}
+
+/**
+ * HTTPS of the daemon's API (PEM files).
+ *
+ * @example
+ * ```ts
+ * import type { DaemonHttpTlsOptions } from "./daemon.ts";
+ * const httpTls: DaemonHttpTlsOptions = {
+ *   certFile: "/etc/raftd/api.pem", keyFile: "/etc/raftd/api.key", clientCaFile: "/etc/raftd/ca.pem",
+ * };
+ * ```
+ */
+export interface DaemonHttpTlsOptions {
+  /** Certificate the API serves (and presents to other members' APIs). */
+  certFile?: string;
+  /** Its private key. */
+  keyFile?: string;
+  /** Require API clients to present certificates chaining to this CA. */
+  clientCaFile?: string;
+  /** CA other members' API certificates chain to (default: `clientCaFile`). */
+  caFile?: string;
 }
 
 /**
@@ -156,6 +181,38 @@ async function bindOrExplain<T>(
   }
 }
 
+/** Read the PEM files of `--http-tls-*`: what to serve, and how to reach other members. */
+async function readHttpTls(
+  options: DaemonHttpTlsOptions | undefined,
+): Promise<{ serve?: HttpTlsOptions; client: HttpClientTls }> {
+  if (options === undefined) return { client: {} };
+  const read = async (flag: string, file: string | undefined) => {
+    if (file === undefined) return undefined;
+    try {
+      return await readTextFile(file);
+    } catch (e) {
+      throw new Error(`cannot read ${flag} ${file}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  if ((options.certFile === undefined) !== (options.keyFile === undefined)) {
+    throw new RangeError("--http-tls-cert and --http-tls-key go together");
+  }
+  if (options.clientCaFile !== undefined && options.certFile === undefined) {
+    throw new RangeError("--http-tls-client-ca needs --http-tls-cert and --http-tls-key");
+  }
+  const cert = await read("--http-tls-cert", options.certFile);
+  const key = await read("--http-tls-key", options.keyFile);
+  const clientCa = await read("--http-tls-client-ca", options.clientCaFile);
+  const ca = (await read("--http-tls-ca", options.caFile)) ?? clientCa;
+  return {
+    serve: cert !== undefined && key !== undefined
+      ? { cert, key, ...(clientCa !== undefined ? { clientCa } : {}) }
+      : undefined,
+    // Our certificate doubles as the client certificate other members may ask for.
+    client: { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert, key } : {}) },
+  };
+}
+
 function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "";
 }
@@ -190,6 +247,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (options.advertiseRaft !== undefined) {
     checkOption(() => checkHostPort(options.advertiseRaft, "--advertise-raft"));
   }
+  // Certificates are read before anything else: a wrong path fails at once.
+  const httpTls = await readHttpTls(options.httpTls);
+  const memberFetch = fetchWithTls(httpTls.client);
   await ensureDir(options.dataDir);
   // Every value is in there: a directory others can enter (made by an older
   // version, or by hand) is closed to them.
@@ -279,17 +339,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     let handler: (req: Request) => Promise<Response> = () =>
       Promise.resolve(new Response("starting\n", { status: 503, headers: { "retry-after": "1" } }));
     const server: HttpServer = await bindOrExplain("--http", options.httpAddress, () =>
-      serveHttp({
+      listenHttp({
         hostname: httpBind.hostname,
         port: httpBind.port,
         handler: (req) => handler(req),
+        ...(httpTls.serve ? { tls: httpTls.serve } : {}),
       }));
     cleanups.push(() => server.shutdown(1000));
     if (options.advertiseHttp === undefined && isWildcard(httpBind.hostname)) {
       throw new RangeError("--advertise-http is required when --http binds all interfaces");
     }
     const httpUrl = options.advertiseHttp ??
-      `http://${
+      `${httpTls.serve ? "https" : "http"}://${
         server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname
       }:${server.port}`;
     const api = createApi({
@@ -303,6 +364,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       version: options.version,
       clusterId: () => identity.clusterId,
       snapshotStore,
+      fetch: memberFetch,
     });
     handler = api.handler;
     log.info("{id} serving: raft {raft}, http {http}, data {data}", {
@@ -368,7 +430,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     cleanups.push(() => Promise.resolve(unobserve()));
 
-    const registrar = new MemberRegistrar({ raft, fsm, httpUrl, token: options.token });
+    const registrar = new MemberRegistrar({
+      raft,
+      fsm,
+      httpUrl,
+      token: options.token,
+      fetch: memberFetch,
+    });
     registrar.start();
     cleanups.push(() => Promise.resolve(registrar.stop()));
 
@@ -386,6 +454,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           http: httpUrl,
           token: options.token,
           clusterId: identity.clusterId,
+          fetch: memberFetch,
           signal: joinAbort.signal,
         }).then(
           (r) =>

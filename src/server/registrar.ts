@@ -60,6 +60,8 @@ export interface RegistrarOptions {
   intervalMs?: number;
   /** Timeout of each attempt, in ms. Default 5000. */
   timeoutMs?: number;
+  /** fetch to reach the leader's API with (e.g. one trusting a private CA). */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -85,7 +87,7 @@ export class MemberRegistrar {
 
   /** Creates the registrar; call {@linkcode MemberRegistrar.start}. */
   constructor(options: RegistrarOptions) {
-    this.#o = { intervalMs: 1000, timeoutMs: 5000, ...options, token: options.token };
+    this.#o = { intervalMs: 1000, timeoutMs: 5000, fetch, ...options, token: options.token };
   }
 
   /** Start checking. */
@@ -125,7 +127,8 @@ export class MemberRegistrar {
         const leader = raft.leader;
         const leaderHttp = leader ? fsm.memberHttp(leader.id) : undefined;
         if (!leader || leaderHttp === undefined || leader.id === raft.id) return false;
-        const res = await fetch(new URL(`/v1/members/${encodeURIComponent(raft.id)}`, leaderHttp), {
+        const url = new URL(`/v1/members/${encodeURIComponent(raft.id)}`, leaderHttp);
+        const res = await this.#o.fetch(url, {
           method: "PUT",
           headers: { "content-type": "application/json", ...authHeaders(this.#o.token) },
           body: JSON.stringify({ http: httpUrl }),
@@ -185,6 +188,8 @@ export interface JoinOptions {
   signal?: AbortSignal;
   /** Give up after this many ms (default: never). */
   timeoutMs?: number;
+  /** fetch to reach the cluster's API with (e.g. one trusting a private CA). */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -208,7 +213,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
     options.signal?.throwIfAborted();
     try {
       if (options.clusterId !== undefined) await checkSameCluster(options, options.clusterId);
-      const res = await fetch(new URL("/v1/peers", options.via), {
+      const res = await (options.fetch ?? fetch)(new URL("/v1/peers", options.via), {
         method: "POST",
         headers: { "content-type": "application/json", ...authHeaders(options.token) },
         body: JSON.stringify({
@@ -256,7 +261,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
 
 /** Refuse (permanently) to join a cluster whose id differs from ours. */
 async function checkSameCluster(options: JoinOptions, ours: string): Promise<void> {
-  const res = await fetch(new URL("/v1/status", options.via), {
+  const res = await (options.fetch ?? fetch)(new URL("/v1/status", options.via), {
     headers: authHeaders(options.token),
     signal: AbortSignal.timeout(15_000),
   });
