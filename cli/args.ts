@@ -77,7 +77,7 @@ export interface OptionSpec {
  * ```ts
  * import { CLIENT_OPTIONS, HELP_OPTION } from "./args.ts";
  * const options = { ...CLIENT_OPTIONS, ...HELP_OPTION };
- * console.log(Object.keys(options)); // ["server", "token-file", "json", "help"]
+ * console.log(Object.keys(options).length); // 7
  * ```
  */
 export const CLIENT_OPTIONS: Record<string, OptionSpec> = {
@@ -90,6 +90,21 @@ export const CLIENT_OPTIONS: Record<string, OptionSpec> = {
     type: "string",
     arg: "FILE",
     help: "file holding the API bearer token (default $RAFTD_TOKEN_FILE)",
+  },
+  "ca-file": {
+    type: "string",
+    arg: "FILE",
+    help: "PEM CA the API's HTTPS certificate chains to (default $RAFTD_CA_FILE)",
+  },
+  "cert-file": {
+    type: "string",
+    arg: "FILE",
+    help: "PEM client certificate, for APIs that require one (default $RAFTD_CERT_FILE)",
+  },
+  "key-file": {
+    type: "string",
+    arg: "FILE",
+    help: "its PEM private key (default $RAFTD_KEY_FILE)",
   },
   json: { type: "boolean", help: "print JSON instead of human-readable text" },
 };

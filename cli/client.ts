@@ -5,10 +5,11 @@
  * @module
  */
 
+import { fetchWithTls } from "../src/platform/http_client.ts";
 import { describeNetError } from "../src/platform/net_errors.ts";
-import { env, ExposedSecretError, readSecretFile } from "../src/platform/process.ts";
+import { env, ExposedSecretError, readSecretFile, readTextFile } from "../src/platform/process.ts";
 import { idleWatch } from "../src/server/idle_watch.ts";
-import { CliError, type Parsed, serverUrl, str } from "./args.ts";
+import { CliError, type Parsed, serverUrl, str, UsageError } from "./args.ts";
 
 /** How long one request may take before the client gives up, in ms. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -21,8 +22,36 @@ function unreachableReason(e: unknown, timeoutMs: number): string {
   if (e instanceof Error && e.name === "TimeoutError") {
     return `no answer within ${timeoutMs / 1000} s`;
   }
+  const tls = tlsProblem(e);
+  if (tls !== undefined) return tls;
   const reason = describeNetError(e);
   return reason === "connection refused" ? `${reason} (is raftd running there?)` : reason;
+}
+
+/**
+ * A failed TLS handshake, said the same on every runtime and with what to
+ * do (Deno says "invalid peer certificate: UnknownIssuer" two causes deep,
+ * Bun "self signed certificate in certificate chain").
+ */
+function tlsProblem(e: unknown): string | undefined {
+  const text: string[] = [];
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    text.push(`${c.message} ${String((c as { code?: unknown }).code ?? "")}`);
+  }
+  const all = text.join(" ");
+  if (
+    /UnknownIssuer|self.signed|unable to (get|verify)|UNABLE_TO_VERIFY|CERT_UNTRUSTED/i.test(all)
+  ) {
+    return "its HTTPS certificate is not trusted (give the CA it chains to with --ca-file)";
+  }
+  if (/CertificateRequired|EPROTO|handshake failed|alert/i.test(all)) {
+    return "the TLS handshake failed (if the API requires a client certificate, give " +
+      "--cert-file and --key-file)";
+  }
+  if (/NotValidForName|altnames|hostname/i.test(all) && /cert/i.test(all)) {
+    return "its HTTPS certificate is not valid for this host name";
+  }
+  return undefined;
 }
 
 /** An API error body. */
@@ -50,17 +79,28 @@ export class ApiClient {
   readonly #retryMs: number;
   readonly #timeoutMs: number;
 
+  /** The fetch used (one trusting `--ca-file`, presenting `--cert-file`, when given). */
+  readonly fetch: typeof fetch;
+
   /**
    * @param server API base URL.
    * @param token bearer token, if the API needs one.
    * @param retryMs how long to keep retrying 503 answers that are safe to retry.
    * @param timeoutMs how long an answer may take (default 30 s).
+   * @param fetchFn the fetch to use (default the global one).
    */
-  constructor(server: string, token?: string, retryMs = 5000, timeoutMs = REQUEST_TIMEOUT_MS) {
+  constructor(
+    server: string,
+    token?: string,
+    retryMs = 5000,
+    timeoutMs = REQUEST_TIMEOUT_MS,
+    fetchFn: typeof fetch = fetch,
+  ) {
     this.server = server;
     this.token = token;
     this.#retryMs = retryMs;
     this.#timeoutMs = timeoutMs;
+    this.fetch = fetchFn;
   }
 
   /**
@@ -87,7 +127,7 @@ export class ApiClient {
         )
         : undefined;
       try {
-        res = await fetch(new URL(path, this.server), {
+        res = await this.fetch(new URL(path, this.server), {
           method,
           headers: {
             ...(this.token !== undefined ? { authorization: `Bearer ${this.token}` } : {}),
@@ -175,7 +215,32 @@ export async function clientFor(command: string, p: Parsed): Promise<ApiClient> 
     }
     if (token === "") throw new CliError(`${command}: the token file ${tokenFile} is empty`);
   }
-  return new ApiClient(server, token);
+  const fetchFn = await tlsFetch(command, p);
+  return new ApiClient(server, token, undefined, undefined, fetchFn);
+}
+
+/** The fetch of `--ca-file`, `--cert-file` and `--key-file` (or their environment variables). */
+async function tlsFetch(command: string, p: Parsed): Promise<typeof fetch> {
+  const caFile = str(p, "ca-file") ?? env("RAFTD_CA_FILE");
+  const certFile = str(p, "cert-file") ?? env("RAFTD_CERT_FILE");
+  const keyFile = str(p, "key-file") ?? env("RAFTD_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(`${command}: --cert-file and --key-file go together`);
+  }
+  const read = async (flag: string, file: string | undefined, secret = false) => {
+    if (file === undefined) return undefined;
+    try {
+      return secret ? await readSecretFile(file, flag) : await readTextFile(file);
+    } catch (e) {
+      if (e instanceof ExposedSecretError) throw new CliError(`${command}: ${e.message}`);
+      throw new CliError(`${command}: cannot read ${flag} ${file}: ${(e as Error).message}`);
+    }
+  };
+  return fetchWithTls({
+    ca: await read("--ca-file", caFile),
+    cert: await read("--cert-file", certFile),
+    key: await read("--key-file", keyFile, true),
+  });
 }
 
 /**

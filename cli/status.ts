@@ -62,10 +62,11 @@ const MEMBER_TIMEOUT_MS = 3000;
 
 async function memberStatus(
   server: { id: string; raft: string; http: string | null; suffrage: string },
-  token: string | undefined,
+  via: ApiClient,
 ): Promise<{ status?: StatusBody; health: string }> {
   if (server.http === null) return { health: "HTTP address unknown" };
-  const client = new ApiClient(server.http, token, 0, MEMBER_TIMEOUT_MS);
+  // The same token and TLS settings: every member serves the same API.
+  const client = new ApiClient(server.http, via.token, 0, MEMBER_TIMEOUT_MS, via.fetch);
   let status: StatusBody;
   try {
     status = await client.json<StatusBody>("GET", "/v1/status");
@@ -92,7 +93,7 @@ async function clusterStatus(p: ReturnType<typeof parse>): Promise<number> {
     servers: { id: string; raft: string; http: string | null; suffrage: string }[];
   }>("GET", "/v1/peers");
   const answers = await Promise.all(
-    peers.servers.map((s) => memberStatus(s, client.token)),
+    peers.servers.map((s) => memberStatus(s, client)),
   );
   const commit = Math.max(0, ...answers.map((a) => a.status?.commitIndex ?? 0));
   const clusterIds = new Set(answers.map((a) => a.status?.clusterId).filter((c) => c));

@@ -180,6 +180,8 @@ export class Node {
    * its arguments after its own), e.g. `unshare` to give it its own mounts.
    */
   wrapper: string[] = [];
+  /** When set, the node serves HTTPS and the test talks to it through this client. */
+  https: Deno.HttpClient | undefined;
   #logs: string[] = [];
   #pump: Promise<void> | undefined;
 
@@ -192,7 +194,7 @@ export class Node {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return `${this.https ? "https" : "http"}://127.0.0.1:${this.httpPort}`;
   }
 
   get raftAddress(): string {
@@ -264,12 +266,16 @@ export class Node {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return (await http(`${this.url}/v1/status`)).json();
+    return (await http(`${this.url}/v1/status`, this.#init())).json();
+  }
+
+  #init(): RequestInit {
+    return this.https ? { client: this.https } as RequestInit : {};
   }
 
   async healthy(): Promise<boolean> {
     try {
-      return (await http(`${this.url}/health`)).status === 200;
+      return (await http(`${this.url}/health`, this.#init())).status === 200;
     } catch {
       return false;
     }
