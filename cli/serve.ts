@@ -5,6 +5,7 @@
  */
 
 import { DEFAULT_CONFIG } from "../src/config.ts";
+import { API_DEFAULTS } from "../src/server/http_api.ts";
 import { startDaemon } from "../src/server/daemon.ts";
 import type { DaemonRaftConfig } from "../src/server/daemon.ts";
 import {
@@ -98,12 +99,20 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "FILE",
     help: "transport TLS: PEM CA that peers' certificates chain to",
   },
-  "max-key-bytes": { type: "string", arg: "N", help: "longest key in bytes (default 1024)" },
-  "max-value-bytes": { type: "string", arg: "N", help: "largest value in bytes (default 1048576)" },
+  "max-key-bytes": {
+    type: "string",
+    arg: "N",
+    help: `longest key in bytes (default ${API_DEFAULTS.maxKeyBytes})`,
+  },
+  "max-value-bytes": {
+    type: "string",
+    arg: "N",
+    help: `largest value in bytes (default ${API_DEFAULTS.maxValueBytes})`,
+  },
   "request-timeout": {
     type: "string",
     arg: "MS",
-    help: "timeout of each write/read/change in ms (default 5000)",
+    help: `timeout of each write/read/change in ms (default ${API_DEFAULTS.timeoutMs})`,
   },
   "heartbeat-interval": {
     type: "string",

@@ -37,6 +37,23 @@ import {
 import { getSnapshot } from "./routes_backup.ts";
 import { deleteKey, getKey, listKeys, putKey } from "./routes_kv.ts";
 import { decodePath } from "./validate.ts";
+import { describeValue } from "../describe_value.ts";
+
+/**
+ * The defaults of the API's limits: what {@linkcode createApi} uses and
+ * `raftd serve --help` prints.
+ *
+ * @example
+ * ```ts
+ * import { API_DEFAULTS } from "./http_api.ts";
+ * console.log(API_DEFAULTS.maxValueBytes); // 1048576
+ * ```
+ */
+export const API_DEFAULTS: Readonly<{
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  timeoutMs: number;
+}> = Object.freeze({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, timeoutMs: 5000 });
 
 /**
  * Options of {@linkcode createApi}.
@@ -56,11 +73,11 @@ export interface ApiOptions {
   httpUrl: string;
   /** When set, every route but /health requires `Authorization: Bearer <token>`. */
   token?: string;
-  /** Longest key in UTF-8 bytes. Default 1024. */
+  /** Longest key in UTF-8 bytes. Default in {@linkcode API_DEFAULTS}. */
   maxKeyBytes?: number;
-  /** Largest value in bytes. Default 1 MiB. */
+  /** Largest value in bytes. Default in {@linkcode API_DEFAULTS}. */
   maxValueBytes?: number;
-  /** Timeout of each Raft operation (commit, read point, membership change), in ms. Default 5000. */
+  /** Timeout of each Raft operation (commit, read point, membership change), in ms. Default in {@linkcode API_DEFAULTS}. */
   timeoutMs?: number;
   /** Version shown by /v1/status. */
   version?: string;
@@ -115,9 +132,9 @@ const log = getLogger(["raftd", "http"]);
  * ```
  */
 export function createApi(options: ApiOptions): Api {
-  const maxKeyBytes = options.maxKeyBytes ?? 1024;
-  const maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
-  const timeoutMs = options.timeoutMs ?? 5000;
+  const maxKeyBytes = options.maxKeyBytes ?? API_DEFAULTS.maxKeyBytes;
+  const maxValueBytes = options.maxValueBytes ?? API_DEFAULTS.maxValueBytes;
+  const timeoutMs = options.timeoutMs ?? API_DEFAULTS.timeoutMs;
   for (
     const [name, v] of [["maxKeyBytes", maxKeyBytes], ["maxValueBytes", maxValueBytes], [
       "timeoutMs",
@@ -125,7 +142,7 @@ export function createApi(options: ApiOptions): Api {
     ]] as const
   ) {
     if (!Number.isInteger(v) || v <= 0) {
-      throw new RangeError(`${name} must be a positive integer, got ${v}`);
+      throw new RangeError(`${name} must be a positive integer, got ${describeValue(v)}`);
     }
   }
   const ctx: ApiContext = {

@@ -678,6 +678,7 @@ export interface VerifiableSnapshotStore extends SnapshotStore {
  * @param store The snapshot store.
  * @param logger Where to warn about skipped snapshots.
  * @returns The newest good snapshot, or undefined when there is none.
+ * @throws {StorageError} when the store cannot be listed or read (damage is skipped, not thrown).
  *
  * @example
  * ```ts

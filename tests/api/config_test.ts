@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CONFIG, validateConfig } from "../../mod.ts";
 import { resolveReload } from "../../src/config.ts";
+import { API_DEFAULTS } from "../../src/server/http_api.ts";
 
 Deno.test("validateConfig fills in exactly DEFAULT_CONFIG", () => {
   const resolved = validateConfig({ id: "n1" });
@@ -23,7 +24,7 @@ Deno.test("an explicit undefined means the default", () => {
   assert.equal(resolved.preVote, DEFAULT_CONFIG.preVote);
 });
 
-Deno.test("raftd serve --help prints the defaults from DEFAULT_CONFIG", async () => {
+Deno.test("raftd serve --help prints the defaults from DEFAULT_CONFIG and API_DEFAULTS", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("../../cli/main.ts", import.meta.url).pathname, "serve", "--help"],
     stdout: "piped",
@@ -44,6 +45,17 @@ Deno.test("raftd serve --help prints the defaults from DEFAULT_CONFIG", async ()
     const line = help.split("\n").find((l) => l.includes(flag));
     assert.ok(line, `${flag} is in the help`);
     assert.match(line, new RegExp(`\\(default ${DEFAULT_CONFIG[key]}\\)`), line);
+  }
+  for (
+    const [flag, key] of [
+      ["--max-key-bytes", "maxKeyBytes"],
+      ["--max-value-bytes", "maxValueBytes"],
+      ["--request-timeout", "timeoutMs"],
+    ] as const
+  ) {
+    const line = help.split("\n").find((l) => l.includes(flag));
+    assert.ok(line, `${flag} is in the help`);
+    assert.match(line, new RegExp(`\\(default ${API_DEFAULTS[key]}\\)`), line);
   }
 });
 
