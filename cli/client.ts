@@ -18,14 +18,19 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * Why a request got no answer, worded the same on Deno, Bun and the
  * compiled binary (their fetch errors differ).
  */
-function unreachableReason(e: unknown, timeoutMs: number): string {
+function unreachableReason(e: unknown, timeoutMs: number, https: boolean): string {
   if (e instanceof Error && e.name === "TimeoutError") {
     return `no answer within ${timeoutMs / 1000} s`;
   }
   const tls = tlsProblem(e);
   if (tls !== undefined) return tls;
   const reason = describeNetError(e);
-  return reason === "connection refused" ? `${reason} (is raftd running there?)` : reason;
+  if (reason === "connection refused") return `${reason} (is raftd running there?)`;
+  // A server refusing our certificate sometimes just cuts the connection.
+  return https
+    ? `${reason} (over HTTPS: check --ca-file, and give --cert-file and --key-file if the API ` +
+      `requires a client certificate)`
+    : reason;
 }
 
 /**
@@ -139,7 +144,9 @@ export class ApiClient {
       } catch (e) {
         clearTimeout(timer);
         throw new CliError(
-          `cannot reach raftd at ${this.server}: ${unreachableReason(e, this.#timeoutMs)}`,
+          `cannot reach raftd at ${this.server}: ${
+            unreachableReason(e, this.#timeoutMs, this.server.startsWith("https:"))
+          }`,
         );
       }
       clearTimeout(timer);

@@ -80,7 +80,7 @@ e2eTest({
         assert.equal(byEnv.code, 0, byEnv.stderr);
         for (
           const [args, what, pattern] of [
-            [["--ca-file", files.ca], "no client certificate", /TLS handshake failed.*--cert-file/],
+            [["--ca-file", files.ca], "no client certificate", /--cert-file and --key-file/],
             [
               ["--cert-file", files.cert, "--key-file", files.key],
               "no CA",
@@ -96,7 +96,7 @@ e2eTest({
             /^error: cannot reach raftd at https:\/\/127\.0\.0\.1:\d+: /,
             what,
           );
-          assert.match(r.stderr, pattern, what);
+          assert.match(r.stderr, pattern, `${what}: ${r.stderr}`);
         }
         const plain = await cli(["status", "--server", `http://127.0.0.1:${nodes[0].httpPort}`]);
         assert.equal(plain.code, 1);
