@@ -170,6 +170,7 @@ export interface StatusBody {
   keys?: number;
   version?: string;
   clusterId?: string | null;
+  removed?: boolean;
 }
 
 /**
@@ -192,7 +193,9 @@ export function formatStatus(s: StatusBody): string {
   return [
     `id:        ${s.id}`,
     `cluster:   ${s.clusterId ?? "none yet"}`,
-    `state:     ${s.state} (term ${s.term})`,
+    `state:     ${s.state} (term ${s.term})${
+      s.removed ? "; removed from the cluster, shutting down" : ""
+    }`,
     `leader:    ${leader}`,
     `indexes:   commit ${s.commitIndex}, applied ${s.appliedIndex}, last ${s.lastIndex}, snapshot ${s.lastSnapshotIndex}`,
     ...(s.keys !== undefined ? [`keys:      ${s.keys}`] : []),
