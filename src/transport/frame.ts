@@ -7,7 +7,8 @@
  * @module
  */
 
-import { FrameTooLargeError } from "./errors.ts";
+import type { ByteBudget } from "./byte_budget.ts";
+import { FrameTooLargeError, ProtocolError } from "./errors.ts";
 
 /** Bytes in a frame header: u32 payload length + u8 kind. */
 export const FRAME_HEADER_BYTES = 5;
@@ -91,6 +92,20 @@ export function encodeFrame(kind: number, payload: Uint8Array): Uint8Array {
 }
 
 const EMPTY = new Uint8Array(0);
+// Split frames up to this size get their whole buffer at once (one copy);
+// larger ones grow with what arrives.
+const FLAT_FRAME_BYTES = 1024 * 1024 + 64 * 1024;
+
+function join(parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
 
 /**
  * Reassembles frames from a byte stream.
@@ -100,8 +115,13 @@ const EMPTY = new Uint8Array(0);
  * the frame is in {@linkcode FrameDecoder.kind} and
  * {@linkcode FrameDecoder.payload}. The decoder keeps no per-frame objects:
  * a payload that lies whole within one chunk is a view of that chunk (no
- * copy), so callers must not reuse chunk buffers after pushing them. Only a
- * frame split across chunks is copied, once, into a buffer of its exact size.
+ * copy), so callers must not reuse chunk buffers after pushing them. A
+ * frame split across chunks is copied into a buffer of its size when that is
+ * at most 1 MiB; a larger one is gathered as copies of the parts that
+ * arrived and joined once complete, so a header announcing 64 MiB costs
+ * nothing until the bytes come, and holds no more than them. Until a frame
+ * is complete its bytes are reserved against an optional shared
+ * {@linkcode ByteBudget}.
  *
  * @example
  * ```ts
@@ -125,14 +145,22 @@ export class FrameDecoder {
   kind = 0;
   /** Payload of the frame returned by the last successful `next()`. */
   payload: Uint8Array = EMPTY;
+  /**
+   * Where the bytes of a frame split across chunks are reserved until it is
+   * complete; a refused reservation throws a {@linkcode ProtocolError}.
+   */
+  budget: ByteBudget | undefined;
 
   #chunk: Uint8Array = EMPTY;
   #offset = 0;
   // A header split across chunks is gathered here.
   #header = new Uint8Array(FRAME_HEADER_BYTES);
   #headerFill = 0;
-  // A payload split across chunks is gathered here once its header is known.
-  #body: Uint8Array | null = null;
+  // A payload split across chunks is gathered here once its header is known:
+  // into one buffer of its size when small enough, else as parts.
+  #body: Uint8Array[] | null = null;
+  #flat: Uint8Array | null = null;
+  #bodyLength = 0;
   #bodyFill = 0;
   #bodyKind = 0;
 
@@ -149,6 +177,21 @@ export class FrameDecoder {
   /** Bytes received but not yet returned as (part of) a frame. */
   get buffered(): number {
     return this.#chunk.length - this.#offset + this.#headerFill + this.#bodyFill;
+  }
+
+  /** Whether a frame has started (part of its header or payload arrived) and is not complete. */
+  get inFrame(): boolean {
+    return this.#headerFill > 0 || this.#body !== null;
+  }
+
+  /** Drops a partial frame and returns its bytes to the budget (when the connection ends). */
+  dispose(): void {
+    this.budget?.release(this.#bodyFill);
+    this.#body = null;
+    this.#flat = null;
+    this.#bodyFill = 0;
+    this.#chunk = EMPTY;
+    this.#offset = 0;
   }
 
   /**
@@ -175,14 +218,14 @@ export class FrameDecoder {
 
     if (this.#body !== null) {
       // Continue a payload split across chunks.
-      const body = this.#body;
-      const take = Math.min(body.length - this.#bodyFill, available);
-      body.set(chunk.subarray(offset, offset + take), this.#bodyFill);
-      this.#bodyFill += take;
+      const take = Math.min(this.#bodyLength - this.#bodyFill, available);
+      this.#gather(chunk.subarray(offset, offset + take));
       this.#offset = offset + take;
-      if (this.#bodyFill < body.length) return false;
+      if (this.#bodyFill < this.#bodyLength) return false;
       this.kind = this.#bodyKind;
-      this.payload = body;
+      this.payload = this.#flat ?? join(this.#body, this.#bodyLength);
+      this.budget?.release(this.#bodyFill);
+      this.#flat = null;
       this.#body = null;
       this.#bodyFill = 0;
       return true;
@@ -225,13 +268,31 @@ export class FrameDecoder {
       return true;
     }
 
-    // The payload continues in later chunks: gather it into one buffer.
-    const body = new Uint8Array(length);
-    body.set(chunk.subarray(offset, offset + available));
-    this.#body = body;
-    this.#bodyFill = available;
+    // The payload continues in later chunks: gather it.
+    this.#body = [];
+    this.#flat = length <= FLAT_FRAME_BYTES ? new Uint8Array(length) : null;
+    this.#bodyLength = length;
+    this.#bodyFill = 0;
     this.#bodyKind = kind;
+    this.#gather(chunk.subarray(offset, offset + available));
     this.#offset = offset + available;
     return false;
+  }
+
+  /** Keeps a copy of `bytes`, the next part of the partial payload. */
+  #gather(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (this.budget !== undefined && !this.budget.reserve(bytes.length)) {
+      const e = new ProtocolError(
+        `too much buffered: expected at most ${this.budget.limit} bytes of partial frames in total, ` +
+          `this frame would take ${this.#bodyFill + bytes.length} of its ${this.#bodyLength}`,
+      );
+      this.dispose();
+      throw e;
+    }
+    if (this.#flat !== null) this.#flat.set(bytes, this.#bodyFill);
+    // A copy, so a view never pins the (possibly larger) read buffer behind it.
+    else this.#body!.push(bytes.slice());
+    this.#bodyFill += bytes.length;
   }
 }

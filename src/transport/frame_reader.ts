@@ -27,6 +27,8 @@ import { FrameDecoder } from "./frame.ts";
 export class FrameReader {
   /** The decoder; its `maxFrameBytes` may be raised after a handshake. */
   readonly decoder: FrameDecoder;
+  /** Called after each chunk read from the connection (deadlines watch it). */
+  onFill: (() => void) | undefined;
   #conn: NetConn;
 
   /** Creates a reader of `conn` accepting frames up to `maxFrameBytes`. */
@@ -61,6 +63,7 @@ export class FrameReader {
     const chunk = await this.#conn.read();
     if (chunk === null) return false;
     this.decoder.push(chunk);
+    this.onFill?.();
     return true;
   }
 }

@@ -339,7 +339,8 @@ export class PeerLink {
 
   async #watch(conn: NetConn, reader: FrameReader): Promise<void> {
     try {
-      // Only keepalive pings come back on a message connection.
+      // Only keepalive pings come back on a message connection; each is
+      // answered, so the acceptor can tell a live dialer from one holding a slot.
       while (await reader.next()) {
         if (reader.kind !== FrameKind.Ping) {
           throw new ProtocolError(
@@ -347,11 +348,22 @@ export class PeerLink {
           );
         }
         this.#lastHeard = performance.now();
+        this.#queuePong(conn);
       }
       this.#fail(conn, new TransportError(`connection closed by ${this.address}`));
     } catch (e) {
       this.#fail(conn, e);
     }
+  }
+
+  /** Queues a ping frame (no message) behind what is being sent. */
+  #queuePong(conn: NetConn): void {
+    if (this.#conn !== conn) return;
+    if (this.#batchLength + FRAME_HEADER_BYTES > BATCH_BYTES) this.#seal();
+    writeFrameHeader(this.#batch, this.#batchLength, FrameKind.Ping, 0);
+    this.#batchLength += FRAME_HEADER_BYTES;
+    this.#queuedBytes += FRAME_HEADER_BYTES;
+    this.#wakeWriter();
   }
 
   #fail(conn: NetConn | null, error: unknown): void {

@@ -197,6 +197,8 @@ export interface ReadSnapshotOptions {
   peerId: string;
   /** Give up when no frame arrived for this long while streaming, in ms. */
   timeoutMs: number;
+  /** Largest snapshot accepted, in bytes: the stream fails beyond it. Default: no limit. */
+  maxBytes?: number;
   /** Settles when the transport closes: stop waiting for the handler then. */
   closed: Promise<void>;
 }
@@ -256,6 +258,8 @@ export async function readSnapshot(
       outcome = new Error("the transport is not started");
     } else {
       let ended = false;
+      let received = 0;
+      const maxBytes = options.maxBytes ?? Infinity;
       const chunks = async function* (): AsyncGenerator<Uint8Array> {
         while (!ended) {
           if (!(await reader.next())) {
@@ -267,6 +271,12 @@ export async function readSnapshot(
           }
           watchdog.kick();
           if (reader.kind === FrameKind.SnapshotChunk) {
+            received += reader.payload.length;
+            if (received > maxBytes) {
+              throw new ProtocolError(
+                `snapshot from ${address} too large: expected at most ${maxBytes} bytes, got more`,
+              );
+            }
             yield reader.payload;
           } else if (reader.kind === FrameKind.SnapshotEnd) {
             ended = true;

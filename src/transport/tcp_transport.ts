@@ -34,6 +34,7 @@ import {
 } from "../platform/net.ts";
 import type { ClusterMembership } from "./cluster_id.ts";
 import { decodeMessage } from "./codec.ts";
+import { ByteBudget } from "./byte_budget.ts";
 import { ProtocolError, TransportError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameKind } from "./frame.ts";
 import { FrameReader } from "./frame_reader.ts";
@@ -106,11 +107,32 @@ export interface TcpTransportOptions {
    */
   keepaliveIntervalMs?: number;
   /**
-   * Most incoming connections open at once; more are closed at once (with a
-   * rate-limited warning), so a flood of strangers cannot exhaust file
-   * descriptors. Each peer uses three at most. Default 1024.
+   * Most incoming connections past their handshake open at once; more are
+   * closed at once (with a rate-limited warning), so a flood cannot exhaust
+   * file descriptors. Each peer uses three at most. Default 1024.
    */
   maxInboundConnections?: number;
+  /**
+   * Most incoming connections still in their handshake (not authenticated
+   * yet), counted apart from the peers'. Beyond it the oldest is closed, so
+   * strangers holding connections open cannot keep a peer out. Default 64.
+   */
+  maxPendingConnections?: number;
+  /** Most connections still in their handshake from one remote host. Default 8. */
+  maxPendingPerHost?: number;
+  /**
+   * Most bytes of partial frames buffered across all incoming connections; a
+   * connection that would pass it is closed (its bytes are freed). Default 256 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * A frame that has begun must arrive whole within this, in ms; an incoming
+   * connection silent (not even answering pings) for 5 keepalive intervals is
+   * closed too. Default 30000.
+   */
+  frameTimeoutMs?: number;
+  /** Largest snapshot accepted from a peer, in bytes; a larger one fails. Default 4 GiB. */
+  maxSnapshotBytes?: number;
 }
 
 /** Counters of one peer, from {@linkcode TcpTransport.stats}. */
@@ -131,8 +153,12 @@ export interface TcpPeerStats {
 export interface TcpTransportStats {
   /** Messages delivered to the handler. */
   received: number;
-  /** Incoming connections currently open. */
+  /** Incoming connections currently open (in their handshake or past it). */
   inboundConnections: number;
+  /** Incoming connections still in their handshake. */
+  pendingConnections: number;
+  /** Bytes of partial frames buffered across incoming connections. */
+  bufferedBytes: number;
   /** Per-peer counters. */
   peers: TcpPeerStats[];
 }
@@ -140,6 +166,22 @@ export interface TcpTransportStats {
 interface Peer {
   bulk: PeerLink;
   control: PeerLink;
+}
+
+/** An incoming connection and what the keepalive timer checks of it. */
+interface Inbound {
+  conn: NetConn;
+  reader: FrameReader;
+  /** The remote host, while the connection counts as pending (in its handshake). */
+  pendingHost: string | undefined;
+  /** Whether it carries messages (pinged, closed when silent) rather than a snapshot. */
+  messages: boolean;
+  /** When bytes last arrived. */
+  lastHeard: number;
+  /** When the frame being received began, or 0. */
+  frameStart: number;
+  /** The keepalive ping being written, if any. */
+  ping: Promise<void> | null;
 }
 
 const PING_FRAME = encodeFrame(FrameKind.Ping, new Uint8Array(0));
@@ -184,6 +226,14 @@ export class TcpTransport implements Transport {
   #log: Logger;
   #strangerWarnings = new WarningLimiter();
   #maxInbound: number;
+  #maxPending: number;
+  #maxPendingPerHost: number;
+  #pendingPerHost = new Map<string, number>();
+  #pendingCount = 0;
+  #establishedCount = 0;
+  #buffered: ByteBudget;
+  #frameTimeoutMs: number;
+  #maxSnapshotBytes: number;
   #key: CryptoKey | null;
   #cluster: ClusterMembership | undefined;
   #tls: TlsConnectOptions | undefined;
@@ -195,10 +245,8 @@ export class TcpTransport implements Transport {
   #linkContext: PeerLinkContext;
   #handler: TransportHandler | null = null;
   #peers = new Map<ServerAddress, Peer>();
-  #inbound = new Set<NetConn>();
+  #inbound = new Map<NetConn, Inbound>();
   #snapshotConns = new Set<NetConn>();
-  // Incoming message connections, with the keepalive ping being written to each.
-  #messageConns = new Map<NetConn, Promise<void> | null>();
   #keepaliveMs: number;
   #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   #tasks = new Set<Promise<unknown>>();
@@ -246,6 +294,17 @@ export class TcpTransport implements Transport {
       options.maxInboundConnections,
       "maxInboundConnections",
       1024,
+    );
+    this.#maxPending = positiveInteger(options.maxPendingConnections, "maxPendingConnections", 64);
+    this.#maxPendingPerHost = positiveInteger(options.maxPendingPerHost, "maxPendingPerHost", 8);
+    this.#buffered = new ByteBudget(
+      positiveInteger(options.maxBufferedBytes, "maxBufferedBytes", 256 << 20),
+    );
+    this.#frameTimeoutMs = positiveInteger(options.frameTimeoutMs, "frameTimeoutMs", 30_000);
+    this.#maxSnapshotBytes = positiveInteger(
+      options.maxSnapshotBytes,
+      "maxSnapshotBytes",
+      4 * 1024 ** 3,
     );
     this.localAddress = options.advertiseAddress ??
       formatAddress({ hostname: parseAddress(options.address).hostname, port: listener.addr.port });
@@ -526,7 +585,13 @@ export class TcpTransport implements Transport {
         queuedBytes: bulk.queuedBytes + control.queuedBytes,
       });
     }
-    return { received: this.#received, inboundConnections: this.#inbound.size, peers };
+    return {
+      received: this.#received,
+      inboundConnections: this.#inbound.size,
+      pendingConnections: this.#pendingCount,
+      bufferedBytes: this.#buffered.used,
+      peers,
+    };
   }
 
   /**
@@ -552,8 +617,10 @@ export class TcpTransport implements Transport {
       peer.bulk.close();
       peer.control.close();
     }
-    for (const conn of this.#inbound) conn.close();
-    for (const ping of this.#messageConns.values()) if (ping !== null) this.#track(ping);
+    for (const { conn, ping } of this.#inbound.values()) {
+      conn.close();
+      if (ping !== null) this.#track(ping);
+    }
     for (const conn of this.#snapshotConns) conn.close();
     this.#closing = (async () => {
       // Tasks may start others while settling (e.g. a last reconnect): drain until none.
@@ -594,24 +661,73 @@ export class TcpTransport implements Transport {
         conn.close();
         return;
       }
-      if (this.#inbound.size >= this.#maxInbound) {
+      const host = conn.remoteAddr.hostname;
+      const fromHost = this.#pendingPerHost.get(host) ?? 0;
+      const refusal = this.#establishedCount >= this.#maxInbound
+        ? `already ${this.#establishedCount} incoming connections past ` +
+          "their handshake (maxInboundConnections)"
+        : fromHost >= this.#maxPendingPerHost
+        ? `already ${fromHost} connections in their handshake from ${host} (maxPendingPerHost)`
+        : undefined;
+      if (refusal !== undefined) {
         const remote = formatAddress(conn.remoteAddr);
         conn.close();
-        this.#warnLimited(
-          "refused a connection from {remote}: {error}",
-          remote,
-          `already ${this.#inbound.size} incoming connections (maxInboundConnections)`,
-        );
+        this.#warnLimited("refused a connection from {remote}: {error}", remote, refusal);
         continue;
       }
-      this.#track(this.#serve(conn));
+      if (this.#pendingCount >= this.#maxPending) this.#evictOldestPending();
+      this.#pendingCount++;
+      this.#pendingPerHost.set(host, fromHost + 1);
+      this.#track(this.#serve(conn, host));
     }
   }
 
-  async #serve(conn: NetConn): Promise<void> {
-    this.#inbound.add(conn);
+  /**
+   * Closes the connection that has been in its handshake the longest. A
+   * peer's handshake takes a round trip or two, so to keep a peer out by
+   * filling the slots a stranger must open maxPendingConnections connections
+   * within that time, again and again; refusing the newest instead would let
+   * slow strangers hold every slot for good.
+   */
+  #evictOldestPending(): void {
+    for (const inbound of this.#inbound.values()) {
+      if (inbound.pendingHost === undefined) continue;
+      this.#leavePending(inbound);
+      inbound.conn.close();
+      this.#warnLimited(
+        "closing the connection from {remote}: {error}",
+        formatAddress(inbound.conn.remoteAddr),
+        `still in its handshake, the oldest of ${this.#maxPending} (maxPendingConnections)`,
+      );
+      return;
+    }
+  }
+
+  /** The connection is gone or was evicted: it no longer counts as pending. */
+  #leavePending(inbound: Inbound): void {
+    const host = inbound.pendingHost;
+    if (host === undefined) return;
+    inbound.pendingHost = undefined;
+    this.#pendingCount--;
+    const n = (this.#pendingPerHost.get(host) ?? 1) - 1;
+    if (n > 0) this.#pendingPerHost.set(host, n);
+    else this.#pendingPerHost.delete(host);
+  }
+
+  async #serve(conn: NetConn, host: string): Promise<void> {
     let remote = formatAddress(conn.remoteAddr);
     const reader = new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES);
+    const inbound: Inbound = {
+      conn,
+      reader,
+      pendingHost: host,
+      messages: false,
+      lastHeard: performance.now(),
+      frameStart: 0,
+      ping: null,
+    };
+    this.#inbound.set(conn, inbound);
+    let established = false;
     let handshakeDone = false;
     const timer = setTimeout(() => {
       if (!handshakeDone) conn.close();
@@ -636,19 +752,26 @@ export class TcpTransport implements Transport {
         handshakeDone = true;
         clearTimeout(timer);
       }
+      if (inbound.pendingHost === undefined) return; // evicted meanwhile
+      this.#leavePending(inbound);
+      this.#establishedCount++;
+      established = true;
       remote = `${peer.id} at ${peer.address || "?"} (${remote})`;
       reader.decoder.maxFrameBytes = this.#maxFrameBytes;
+      reader.decoder.budget = this.#buffered;
+      reader.onFill = () => this.#heard(inbound);
       if (peer.purpose === ConnectionPurpose.Snapshot) {
         await readSnapshot(conn, reader, this.#handler, {
           address: remote,
           from: peer.address,
           peerId: peer.id,
           timeoutMs: this.#snapshotTimeoutMs,
+          maxBytes: this.#maxSnapshotBytes,
           closed: this.#closedSignal.promise,
         });
       } else {
-        this.#messageConns.set(conn, null);
-        await this.#receiveMessages(reader, peer.address, peer.id);
+        inbound.messages = true;
+        await this.#receiveMessages(inbound, peer.address, peer.id);
       }
     } catch (e) {
       if (this.#closed) return;
@@ -663,24 +786,49 @@ export class TcpTransport implements Transport {
     } finally {
       clearTimeout(timer);
       conn.close();
+      this.#leavePending(inbound);
+      if (established) this.#establishedCount--;
+      reader.decoder.dispose();
       this.#inbound.delete(conn);
-      const ping = this.#messageConns.get(conn);
-      this.#messageConns.delete(conn);
-      if (ping != null) await ping;
+      if (inbound.ping !== null) await inbound.ping;
     }
   }
 
+  /** Bytes arrived on `inbound`: note when, and since when a frame has been incomplete. */
+  #heard(inbound: Inbound): void {
+    const now = performance.now();
+    inbound.lastHeard = now;
+    if (!inbound.reader.decoder.inFrame) inbound.frameStart = 0;
+    else if (inbound.frameStart === 0) inbound.frameStart = now;
+  }
+
   #keepalive(): void {
-    for (const [conn, pending] of this.#messageConns) {
-      // A ping still being written means the dialer is not reading: no need for more.
-      if (pending !== null) continue;
-      const settle = () => {
-        if (this.#messageConns.has(conn)) this.#messageConns.set(conn, null);
-      };
-      this.#messageConns.set(conn, conn.write(PING_FRAME).then(settle, settle));
-    }
     const now = performance.now();
     const timeoutMs = this.#keepaliveMs * KEEPALIVE_MISSES;
+    for (const inbound of this.#inbound.values()) {
+      const { conn } = inbound;
+      // A frame begun long ago is a trickle that would hold its buffer forever.
+      const stalled = inbound.frameStart !== 0 && now - inbound.frameStart > this.#frameTimeoutMs;
+      // A dialer answers every ping: silence means it is gone or only holding the slot.
+      const silent = inbound.messages && now - inbound.lastHeard > timeoutMs;
+      if (stalled || silent) {
+        this.#warnLimited(
+          "closing the connection from {remote}: {error}",
+          formatAddress(conn.remoteAddr),
+          stalled
+            ? `a frame still incomplete after ${this.#frameTimeoutMs} ms (frameTimeoutMs)`
+            : `nothing received for ${timeoutMs} ms`,
+        );
+        conn.close();
+        continue;
+      }
+      // A ping still being written means the dialer is not reading: no need for more.
+      if (!inbound.messages || inbound.ping !== null) continue;
+      const settle = () => {
+        inbound.ping = null;
+      };
+      inbound.ping = conn.write(PING_FRAME).then(settle, settle);
+    }
     for (const peer of this.#peers.values()) {
       peer.bulk.checkAlive(now, timeoutMs);
       peer.control.checkAlive(now, timeoutMs);
@@ -701,11 +849,14 @@ export class TcpTransport implements Transport {
     );
   }
 
-  async #receiveMessages(reader: FrameReader, from: string, peerId: string): Promise<void> {
+  async #receiveMessages(inbound: Inbound, from: string, peerId: string): Promise<void> {
+    const { reader } = inbound;
     const decoder = reader.decoder;
     while (true) {
       // Drain every whole frame already received before awaiting the next read.
       while (decoder.next()) {
+        // The dialer's answer to a keepalive ping.
+        if (decoder.kind === FrameKind.Ping) continue;
         if (decoder.kind !== FrameKind.Message) {
           throw new ProtocolError(
             `unexpected frame of kind ${decoder.kind} on a message connection`,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as nodeNet from "node:net";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { EntryType, type InstallSnapshotRequest, type Message } from "../../src/core/types.ts";
 import { connect, listen, type NetConn, parseAddress } from "../../src/platform/net.ts";
@@ -119,6 +120,14 @@ async function waitForLog(records: LogRecord[], pattern: RegExp): Promise<string
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`no log matching ${pattern}; got:\n${records.map(logText).join("\n")}`);
+}
+
+async function waitFor(ok: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (ok()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 function freePort(): number {
@@ -637,28 +646,186 @@ Deno.test("tcp: a peer that stops answering keepalives is reconnected", async ()
   });
 });
 
-Deno.test("tcp: incoming connections beyond maxInboundConnections are refused at once", async () => {
+/** A stranger from another loopback address (a different host to the transport). */
+function strangerFrom(host: string, address: string): Promise<nodeNet.Socket> {
+  const { hostname, port } = parseAddress(address);
+  return new Promise((resolve, reject) => {
+    const s = nodeNet.connect({ host: hostname, port, localAddress: host }, () => resolve(s));
+    s.on("error", reject);
+  });
+}
+
+function closedSocket(s: nodeNet.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed) resolve();
+    s.on("close", () => resolve());
+    s.resume();
+  });
+}
+
+/** A connection past the handshake (as server `id`), whose reads the test controls. */
+async function handshaken(address: string, id: string): Promise<NetConn> {
+  const conn = await connect(parseAddress(address));
+  await clientHandshake(conn, new FrameReader(conn, HANDSHAKE_MAX_FRAME_BYTES), {
+    key: null,
+    purpose: ConnectionPurpose.Control,
+    localAddress: `${id}:1`,
+    localId: id,
+  });
+  return conn;
+}
+
+/** Resolves once `conn` is closed by the other end (reading and dropping what comes). */
+async function closedByPeer(conn: NetConn): Promise<void> {
+  try {
+    while ((await conn.read()) !== null) { /* pings */ }
+  } catch {
+    // reset: closed too
+  }
+}
+
+Deno.test("tcp: strangers in their handshake are capped apart from peers, per host too", async () => {
   await withLogs(async (logs) => {
     const a = await open();
-    const b = await open({ maxInboundConnections: 2, handshakeTimeoutMs: 2000 });
+    const b = await open({
+      maxPendingConnections: 4,
+      maxPendingPerHost: 2,
+      handshakeTimeoutMs: 3000,
+    });
     const inB = await startInbox(b);
-    // Two silent strangers hold both slots until the handshake deadline.
-    const held = [await rawClient(b.localAddress), await rawClient(b.localAddress)];
+    // Two silent strangers from 127.0.0.2 hold their host's slots; a third is refused at once.
+    const held = [
+      await strangerFrom("127.0.0.2", b.localAddress),
+      await strangerFrom("127.0.0.2", b.localAddress),
+    ];
     await new Promise((r) => setTimeout(r, 50));
-    const extra = await rawClient(b.localAddress);
+    const extra = await strangerFrom("127.0.0.2", b.localAddress);
     const started = performance.now();
-    await readToEnd(extra);
+    await closedSocket(extra);
     assert.ok(performance.now() - started < 1500, "refused before any handshake deadline");
-    await waitForLog(logs, /refused a connection from .*maxInboundConnections/);
-    for (const c of held) c.close();
-    // Once they are gone, a real peer gets in.
+    await waitForLog(logs, /refused a connection from .*maxPendingPerHost/);
+    // Meanwhile a peer from another host gets in.
     const retry = setInterval(() => a.send(b.localAddress, hb("a", "b", 1)), 50);
     try {
       await inB.wait(() => inB.count("heartbeat", "a") >= 1, "a message from a real peer");
     } finally {
       clearInterval(retry);
     }
+    assert.equal(b.stats().pendingConnections, 2);
+    for (const s of held) s.destroy();
     await a.close();
     await b.close();
   });
+});
+
+Deno.test("tcp: a full set of strangers in their handshake makes room for a peer, oldest first", async () => {
+  await withLogs(async (logs) => {
+    const a = await open();
+    const b = await open({ maxPendingConnections: 3, handshakeTimeoutMs: 5000 });
+    const inB = await startInbox(b);
+    const held = [];
+    for (const host of ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) {
+      held.push(await strangerFrom(host, b.localAddress));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(b.stats().pendingConnections, 3);
+    a.send(b.localAddress, hb("a", "b", 1));
+    await inB.wait(() => inB.count("heartbeat", "a") >= 1, "the peer's message");
+    await closedSocket(held[0]);
+    await waitForLog(logs, /still in its handshake, the oldest of 3 \(maxPendingConnections\)/);
+    assert.ok(!held[2].destroyed, "the newest stranger is still waiting");
+    for (const s of held) s.destroy();
+    await a.close();
+    await b.close();
+  });
+});
+
+Deno.test("tcp: connections past the handshake beyond maxInboundConnections are refused", async () => {
+  await withLogs(async (logs) => {
+    const b = await open({ maxInboundConnections: 2 });
+    await startInbox(b);
+    const held = [await handshaken(b.localAddress, "x"), await handshaken(b.localAddress, "y")];
+    const extra = await rawClient(b.localAddress);
+    const started = performance.now();
+    await readToEnd(extra);
+    assert.ok(performance.now() - started < 1500, "refused at once");
+    await waitForLog(logs, /refused a connection from .*maxInboundConnections/);
+    for (const c of held) c.close();
+    await b.close();
+  });
+});
+
+Deno.test("tcp: silent peers, trickled frames and buffering past the budget end their connections", async () => {
+  await withLogs(async (logs) => {
+    const b = await open({
+      keepaliveIntervalMs: 50,
+      frameTimeoutMs: 400,
+      maxBufferedBytes: 100_000,
+    });
+    const inB = await startInbox(b);
+
+    // Handshaken, then deaf: it never answers a ping.
+    const silent = await handshaken(b.localAddress, "silent");
+    const t0 = performance.now();
+    await closedByPeer(silent);
+    assert.ok(performance.now() - t0 < 3000);
+    await waitForLog(logs, /closing the connection from .*nothing received for 250 ms/);
+
+    // A frame that starts and never ends (while answering pings).
+    const trickle = await handshaken(b.localAddress, "trickle");
+    const header = new Uint8Array(5);
+    writeFrameHeader(header, 0, FrameKind.Message, 1000);
+    await trickle.write(header);
+    await trickle.write(new Uint8Array(10));
+    const pings = setInterval(
+      () => trickle.write(encodeFrame(FrameKind.Ping, new Uint8Array())).catch(() => {}),
+      40,
+    );
+    await closedByPeer(trickle);
+    clearInterval(pings);
+    await waitForLog(logs, /a frame still incomplete after 400 ms/);
+
+    // Two announcing big frames: the second would pass the total budget.
+    const first = await handshaken(b.localAddress, "first");
+    const second = await handshaken(b.localAddress, "second");
+    writeFrameHeader(header, 0, FrameKind.Message, 90_000);
+    await first.write(header);
+    await first.write(new Uint8Array(60_000));
+    await waitFor(() => b.stats().bufferedBytes === 60_000, "the first connection's bytes");
+    await second.write(header);
+    await second.write(new Uint8Array(60_000));
+    await closedByPeer(second);
+    await waitForLog(logs, /too much buffered: expected at most 100000 bytes/);
+    assert.equal(b.stats().bufferedBytes, 60_000, "the refused bytes were returned");
+    first.close();
+    await waitFor(() => b.stats().bufferedBytes === 0, "every partial frame freed");
+
+    // The transport still works for a peer.
+    const a = await open();
+    a.send(b.localAddress, hb("a", "b", 1));
+    await inB.wait(() => inB.count("heartbeat", "a") >= 1, "a message after all that");
+    await a.close();
+    await b.close();
+  });
+});
+
+Deno.test("tcp: a snapshot larger than maxSnapshotBytes fails", async () => {
+  const a = await open();
+  const b = await open({ maxSnapshotBytes: 4096 });
+  let stored = 0;
+  await b.start({
+    onMessage: () => {},
+    onSnapshot: async (_m, data) => {
+      for await (const c of data) stored += c.length;
+    },
+  });
+  await assert.rejects(
+    a.sendSnapshot(b.localAddress, snapshotMessage(1), pattern(10_000)),
+    (e: unknown) =>
+      e instanceof SnapshotRejectedError && /too large: expected at most 4096/.test(e.message),
+  );
+  assert.ok(stored <= 4096, `stored ${stored}`);
+  await a.sendSnapshot(b.localAddress, snapshotMessage(2), pattern(4096));
+  await a.close();
+  await b.close();
 });
