@@ -109,6 +109,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "N",
     help: `largest value in bytes (default ${API_DEFAULTS.maxValueBytes})`,
   },
+  "http-head-timeout": {
+    type: "string",
+    arg: "MS",
+    help: "close an HTTP connection whose request head is not complete within MS of it " +
+      "opening or of the previous response (default 10000)",
+  },
   "request-timeout": {
     type: "string",
     arg: "MS",
@@ -268,6 +274,7 @@ export async function serve(argv: string[]): Promise<number> {
       maxKeyBytes: ms("max-key-bytes"),
       maxValueBytes: ms("max-value-bytes"),
       timeoutMs: ms("request-timeout"),
+      httpHeadTimeoutMs: ms("http-head-timeout"),
       raft,
       version: VERSION,
     });

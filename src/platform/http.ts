@@ -1,10 +1,25 @@
 /**
- * Serving HTTP: `Deno.serve` on Deno, `Bun.serve` on Bun. The handler is a
- * plain web-standard `(req: Request) => Promise<Response>`.
+ * Serving HTTP: on Deno our own accept loop handing each connection to
+ * `Deno.serveHttp`, on Bun `Bun.serve`. The handler is a plain web-standard
+ * `(req: Request) => Promise<Response>`.
+ *
+ * The server defends itself against clients that hold connections: a
+ * request head must be complete within `headTimeoutMs` of the connection
+ * opening or of the previous response (half a header line, or a silent
+ * keep-alive connection, is closed then), a response must be taken within
+ * `writeTimeoutMs`, at most `maxConnections` are open at once (the oldest
+ * idle one makes room), and a failing accept (out of file descriptors) backs
+ * off instead of ending the process. `Deno.serve` offers none of these (it
+ * exits on an accept error), hence the loop of our own on Deno; `Bun.serve`
+ * closes idle connections itself (`idleTimeout`) and survives accept errors.
+ *
+ * HTTPS with client certificates is served by `node:https` on Deno (see
+ * {@linkcode listenHttp}), with the same head deadline.
  *
  * @module
  */
 
+import { deferred } from "../deferred.ts";
 import { serveNodeHttps } from "./https_node.ts";
 import { runtimeName } from "./runtime.ts";
 
@@ -37,6 +52,22 @@ export interface ServeHttpOptions {
   handler: HttpHandler;
   /** Serve HTTPS with this certificate (see {@linkcode listenHttp} for client certificates). */
   tls?: HttpTlsOptions;
+  /**
+   * A request head must be complete within this of the connection opening or
+   * of the previous response, in ms; else the connection is closed. Default
+   * 10000. (On Bun: its idle timeout, in whole seconds.)
+   */
+  headTimeoutMs?: number;
+  /** A response must be taken by the client within this, in ms. Default 30000. */
+  writeTimeoutMs?: number;
+  /**
+   * Most connections open at once; beyond it the oldest connection waiting
+   * for a request is closed, or the new one when none is. Default 1024, and
+   * at most half the process's open-file limit. (Not on Bun.)
+   */
+  maxConnections?: number;
+  /** Told about each failed accept (e.g. out of file descriptors); the server backs off and retries. */
+  onAcceptError?: (error: unknown) => void;
 }
 
 /**
@@ -99,32 +130,222 @@ function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
   );
 }
 
+/** The parts of Deno's per-connection HTTP server we use (`Deno.serveHttp`). */
+interface DenoHttpConn {
+  nextRequest(): Promise<
+    {
+      request: Request;
+      respondWith(r: Response | Promise<Response>): Promise<void>;
+    } | null
+  >;
+  close(): void;
+}
+
+type ServeHttpFn = (conn: Deno.Conn) => DenoHttpConn;
+
+/** A connection served on Deno. */
+interface DenoConnection {
+  conn: Deno.Conn;
+  http: DenoHttpConn;
+  /** Waiting for a request head (not handling one): may be closed to make room. */
+  idle: boolean;
+  /** When the current wait (for a head, or for the client to take a response) ends, or Infinity. */
+  deadline: number;
+  closed: boolean;
+}
+
+function positive(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+/** Half the soft limit on open files, where the platform tells it (Linux). */
+function halfOpenFileLimit(): number {
+  try {
+    const limits = Deno.readTextFileSync("/proc/self/limits");
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
+    return Number.isSafeInteger(soft) && soft > 0 ? Math.max(16, Math.floor(soft / 2)) : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** `response` with `connection: close`, so the client expects the end of the connection. */
+function closing(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    // Immutable headers: copy them.
+    const headers = new Headers(response.headers);
+    headers.set("connection", "close");
+    return new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    });
+  }
+}
+
 function serveDeno(options: ServeHttpOptions): HttpServer {
+  const serveHttp = (Deno as unknown as { serveHttp?: ServeHttpFn }).serveHttp;
+  if (typeof serveHttp !== "function") {
+    throw new Error("this Deno has no Deno.serveHttp; raftd needs Deno 2.x up to at least 2.9");
+  }
+  const headTimeoutMs = positive(options.headTimeoutMs, "headTimeoutMs", 10_000);
+  const writeTimeoutMs = positive(options.writeTimeoutMs, "writeTimeoutMs", 30_000);
+  const maxConnections = Math.min(
+    positive(options.maxConnections, "maxConnections", 1024),
+    halfOpenFileLimit(),
+  );
   if (options.tls?.clientCa !== undefined) {
     throw new TypeError("serveHttp: client certificates need listenHttp() on Deno");
   }
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    signal: abort.signal,
-    onListen: () => {},
-    onError: internalError,
-    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-  }, options.handler);
-  const addr = server.addr as Deno.NetAddr;
+  const listener = options.tls
+    ? Deno.listenTls({
+      hostname: options.hostname,
+      port: options.port,
+      cert: options.tls.cert,
+      key: options.tls.key,
+    })
+    : Deno.listen({ hostname: options.hostname, port: options.port });
+  const addr = listener.addr as Deno.NetAddr;
+  // In the order they were opened: the first idle one is the oldest.
+  const connections = new Set<DenoConnection>();
+  const tasks = new Set<Promise<void>>();
+  let stopping = false;
+  const stopped = deferred<void>();
+
+  const close = (c: DenoConnection) => {
+    if (c.closed) return;
+    c.closed = true;
+    connections.delete(c);
+    try {
+      c.http.close();
+    } catch {
+      // already closed
+    }
+    try {
+      c.conn.close();
+    } catch {
+      // already closed
+    }
+  };
+
+  // Deadlines are swept, not timed one by one: no timer per request.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const c of connections) if (now > c.deadline) close(c);
+  }, Math.max(50, Math.min(headTimeoutMs, writeTimeoutMs) / 4));
+
+  const serveConnection = async (c: DenoConnection) => {
+    try {
+      while (!stopping && !c.closed) {
+        // A request head must be complete by then (or the sweep closes us).
+        c.idle = true;
+        c.deadline = performance.now() + headTimeoutMs;
+        const event = await c.http.nextRequest();
+        c.idle = false;
+        c.deadline = Infinity;
+        if (event === null) return; // the client hung up, or the sweep closed us
+        let response: Response;
+        try {
+          response = await options.handler(event.request);
+        } catch (e) {
+          response = internalError(e);
+        }
+        c.deadline = performance.now() + writeTimeoutMs;
+        if (stopping) response = closing(response);
+        await event.respondWith(response);
+        if (stopping) {
+          // The response is flushed as the connection is driven on; with
+          // `connection: close` it then ends, and this resolves null.
+          await c.http.nextRequest();
+          return;
+        }
+      }
+    } catch {
+      // a broken (or closed) connection: nothing to tell anyone
+    } finally {
+      close(c);
+    }
+  };
+
+  const acceptLoop = async () => {
+    let backoffMs = 0;
+    while (!stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+        backoffMs = 0;
+      } catch (e) {
+        if (stopping) return;
+        options.onAcceptError?.(e);
+        // Typically out of file descriptors: connections still time out and
+        // free theirs, so wait for that instead of ending the process.
+        backoffMs = Math.min(Math.max(backoffMs * 2, 50), 1000);
+        await Promise.race([
+          new Promise((resolve) => setTimeout(resolve, backoffMs)),
+          stopped.promise,
+        ]);
+        continue;
+      }
+      if (stopping) {
+        conn.close();
+        return;
+      }
+      if (connections.size >= maxConnections) {
+        let oldestIdle: DenoConnection | undefined;
+        for (const c of connections) {
+          if (c.idle) {
+            oldestIdle = c;
+            break;
+          }
+        }
+        if (oldestIdle === undefined) {
+          conn.close();
+          continue;
+        }
+        close(oldestIdle);
+      }
+      let http: DenoHttpConn;
+      try {
+        http = serveHttp(conn);
+      } catch {
+        conn.close();
+        continue;
+      }
+      const c: DenoConnection = { conn, http, idle: true, deadline: Infinity, closed: false };
+      connections.add(c);
+      const task = serveConnection(c);
+      tasks.add(task);
+      task.finally(() => tasks.delete(task));
+    }
+  };
+  const accepting = acceptLoop();
+
   return {
     hostname: addr.hostname,
     port: addr.port,
     async shutdown(graceMs = 2000) {
-      if (await withDeadline(server.shutdown(), graceMs)) return;
-      // Requests still running after the grace period: cut them off.
+      if (stopping) return;
+      stopping = true;
+      stopped.resolve();
+      clearInterval(sweep);
       try {
-        abort.abort();
+        listener.close();
       } catch {
-        // the server finished in the meantime
+        // already closed
       }
-      await withDeadline(server.finished, 500);
+      await accepting;
+      // Idle connections go now; requests in flight get the grace period.
+      for (const c of connections) if (c.idle) close(c);
+      await withDeadline(Promise.allSettled([...tasks]), graceMs);
+      for (const c of connections) close(c);
+      await withDeadline(Promise.allSettled([...tasks]), 500);
     },
   };
 }
@@ -139,7 +360,10 @@ interface BunGlobal {
   serve(options: {
     hostname: string;
     port: number;
-    fetch: HttpHandler;
+    fetch: (
+      req: Request,
+      server: BunServer & { timeout(req: Request, s: number): void },
+    ) => Response | Promise<Response>;
     error: (e: Error) => Response;
     idleTimeout: number;
     maxRequestBodySize: number;
@@ -155,13 +379,27 @@ interface BunGlobal {
 
 function serveBun(options: ServeHttpOptions): HttpServer {
   const bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+  const headSeconds = Math.min(
+    255,
+    Math.max(1, Math.ceil(positive(options.headTimeoutMs, "headTimeoutMs", 10_000) / 1000)),
+  );
   const server = bun.serve({
     hostname: options.hostname,
     port: options.port,
-    fetch: options.handler,
+    fetch: async (req, srv) => {
+      // Bun counts a request being handled as idle: give the handler (and
+      // the body it reads, under its own deadline) the time it needs, then
+      // the connection is back to waiting for a head.
+      srv.timeout(req, 120);
+      try {
+        return await options.handler(req);
+      } finally {
+        srv.timeout(req, headSeconds);
+      }
+    },
     error: internalError,
-    // Seconds; long enough for the longest apply/read timeout we allow.
-    idleTimeout: 120,
+    // Seconds without a byte: a silent connection, or half a request head.
+    idleTimeout: headSeconds,
     // The API enforces its own (smaller, configurable) limits.
     maxRequestBodySize: 1 << 30,
     ...(options.tls

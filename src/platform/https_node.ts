@@ -9,6 +9,7 @@
 import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as https from "node:https";
+import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { HttpServer, HttpTlsOptions, ServeHttpOptions } from "./http.ts";
 
@@ -74,6 +75,9 @@ export async function serveNodeHttps(
     requestCert: true,
     rejectUnauthorized: true,
   }, (req, res) => {
+    // Handling a request: no head deadline until the response is done.
+    waiting(req.socket, false);
+    res.on("finish", () => waiting(req.socket, true));
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     void (async () => {
@@ -90,6 +94,23 @@ export async function serveNodeHttps(
       }
     })();
   });
+  // A request head must be complete within headTimeoutMs of the connection
+  // opening or of the previous response (node:https on Deno does not honour
+  // headersTimeout): a timer per connection, stopped while a request runs.
+  const headTimeoutMs = options.headTimeoutMs ?? 10_000;
+  const timers = new Map<Socket, ReturnType<typeof setTimeout>>();
+  const waiting = (socket: Socket, yes: boolean) => {
+    clearTimeout(timers.get(socket));
+    timers.delete(socket);
+    if (yes && !socket.destroyed) {
+      timers.set(socket, setTimeout(() => socket.destroy(), headTimeoutMs));
+    }
+  };
+  server.on("secureConnection", (socket: Socket) => {
+    waiting(socket, true);
+    socket.on("close", () => waiting(socket, false));
+  });
+  server.maxConnections = options.maxConnections ?? 1024;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.hostname, () => {
@@ -103,6 +124,7 @@ export async function serveNodeHttps(
     hostname: options.hostname,
     port,
     async shutdown(graceMs = 2000) {
+      for (const timer of timers.values()) clearTimeout(timer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = new Promise<void>((resolve) => {

@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import { type HttpTlsOptions, listenHttp } from "../platform/http.ts";
 import { fetchWithTls, type HttpClientTls } from "../platform/http_client.ts";
+import { WarningLimiter } from "../transport/warning_limiter.ts";
 import type { HttpServer } from "../platform/http.ts";
 import { describeNetError } from "../platform/net_errors.ts";
 import { changeMode, ensureDir, fileMode, readTextFile } from "../platform/process.ts";
@@ -88,6 +89,11 @@ export interface DaemonOptions {
   maxKeyBytes?: number;
   /** Largest value in bytes (default 1 MiB). */
   maxValueBytes?: number;
+  /**
+   * A request head must arrive within this of the connection opening or of
+   * the previous response, in ms; else the connection is closed (default 10000).
+   */
+  httpHeadTimeoutMs?: number;
   /** Timeout of each Raft operation behind an API call, in ms (default 5000). */
   timeoutMs?: number;
   /** Raft tunables. */
@@ -338,12 +344,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // Bind HTTP before bootstrapping so the advertised URL is final (port 0).
     let handler: (req: Request) => Promise<Response> = () =>
       Promise.resolve(new Response("starting\n", { status: 503, headers: { "retry-after": "1" } }));
+    const acceptWarnings = new WarningLimiter();
     const server: HttpServer = await bindOrExplain("--http", options.httpAddress, () =>
       listenHttp({
         hostname: httpBind.hostname,
         port: httpBind.port,
         handler: (req) => handler(req),
         ...(httpTls.serve ? { tls: httpTls.serve } : {}),
+        headTimeoutMs: options.httpHeadTimeoutMs,
+        onAcceptError: (e) => {
+          if (!acceptWarnings.allow()) return;
+          log.warn("accepting an HTTP connection failed (retrying after a pause): {error}", {
+            error: e instanceof Error ? e.message : String(e),
+          });
+        },
       }));
     cleanups.push(() => server.shutdown(1000));
     if (options.advertiseHttp === undefined && isWildcard(httpBind.hostname)) {
