@@ -1,36 +1,61 @@
 /**
- * The core's view of the replicated log: the entries since the last
- * compaction point, the commit index, and what has been handed out for
- * persistence and application. Pure bookkeeping, no I/O.
+ * The core's view of the replicated log (after etcd's `unstable` + entry
+ * cache): the terms of every entry since the last compaction point (a
+ * {@linkcode TermIndex}), and the entries themselves only for a suffix of
+ * the log — those not yet durable, plus a cache bounded in bytes. Older
+ * entries live only in the log store; the core asks for them when it needs
+ * them (`Ready.loads`). Pure bookkeeping, no I/O.
  *
  * @module
  */
 
+import { TermIndex, type TermRun } from "./term_index.ts";
 import type { Entry } from "./types.ts";
 
 /**
- * In-memory log of the pure core.
+ * What an entry is counted as in the cache: its data plus this much for the
+ * objects around it (the entry and the data's view), so a cache of tiny
+ * entries is bounded too.
+ */
+export const ENTRY_OVERHEAD_BYTES = 128;
+
+/**
+ * Bytes an entry is counted as in the log cache.
  *
- * Entries `offset .. lastIndex()` are held; the entry before `offset` is
- * known only by its term (`prevTerm`), which is what a compaction or an
- * installed snapshot leaves behind.
+ * @example
+ * ```ts
+ * import { ENTRY_OVERHEAD_BYTES, entryBytes } from "./log.ts";
+ * import { EntryType } from "./types.ts";
+ * const e = { index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(10) };
+ * console.log(entryBytes(e) === 10 + ENTRY_OVERHEAD_BYTES); // true
+ * ```
+ */
+export function entryBytes(e: Entry): number {
+  return e.data.byteLength + ENTRY_OVERHEAD_BYTES;
+}
+
+/**
+ * The log of the pure core.
+ *
+ * Terms are known for `prevIndex() .. lastIndex()`; entries are held for
+ * `firstInMemory() .. lastIndex()`. That window always covers the entries not
+ * yet durable; durable ones stay while the cache (`cacheBytes`) has room, and
+ * (unless `keepApplied`, which a leader sets to serve its followers, or the
+ * cache is unbounded) only until they are handed out for application.
  *
  * @example
  * ```ts
  * import { RaftLog } from "./log.ts";
  * import { EntryType } from "./types.ts";
- * const log = new RaftLog(0, 0);
+ * const log = new RaftLog(0, 0, 0); // no cache: only what is not yet durable
  * log.append([{ index: 1, term: 1, type: EntryType.Noop, data: new Uint8Array() }]);
- * console.log(log.lastIndex(), log.term(1)); // 1 1
+ * console.log(log.lastIndex(), log.term(1), log.entry(1)?.index); // 1 1 1
+ * log.takeUnstable();
+ * log.stableTo(1, 1); // durable: the cache has no room for it
+ * console.log(log.term(1), log.entry(1)); // 1 undefined
  * ```
  */
 export class RaftLog {
-  /** Index of `entries[0]`. */
-  offset: number;
-  /** Term of the entry at `offset - 1` (the compaction point). */
-  prevTerm: number;
-  /** Entries from `offset` on. */
-  entries: Entry[] = [];
   /** Highest index known committed. */
   committed: number;
   /** Highest index handed out for application. */
@@ -40,48 +65,136 @@ export class RaftLog {
   /** First index not yet handed out for persistence. */
   unstableFrom: number;
 
-  /** Creates an empty log whose compaction point is (`prevIndex`, `prevTerm`). */
-  constructor(prevIndex: number, prevTerm: number) {
-    this.offset = prevIndex + 1;
-    this.prevTerm = prevTerm;
+  #terms: TermIndex;
+  #cacheBytes: number;
+  #keepApplied = false;
+  // Entries firstInMemory..lastIndex live in #window[#head..].
+  #window: Array<Entry | undefined> = [];
+  #head = 0;
+  #memFirst: number;
+  #bytes = 0;
+
+  /**
+   * Creates an empty log whose compaction point is (`prevIndex`, `prevTerm`),
+   * caching at most `cacheBytes` of durable entries (see {@linkcode entryBytes}).
+   */
+  constructor(prevIndex: number, prevTerm: number, cacheBytes = Infinity) {
+    this.#terms = new TermIndex(prevIndex, prevTerm);
+    this.#cacheBytes = cacheBytes;
+    this.#memFirst = prevIndex + 1;
     this.committed = prevIndex;
     this.applied = prevIndex;
     this.stableIndex = prevIndex;
     this.unstableFrom = prevIndex + 1;
   }
 
+  /**
+   * Take over what storage holds after the compaction point: the term runs
+   * up to `lastIndex` and the newest entries (contiguous, ending at
+   * `lastIndex`), all durable. Only on an empty log.
+   */
+  loadStored(runs: readonly TermRun[], lastIndex: number, tail: readonly Entry[]): void {
+    const prev = this.#terms.prevIndex;
+    if (this.#terms.lastIndex !== prev) {
+      throw new RangeError("loadStored: the log is not empty");
+    }
+    for (let k = 0; k < runs.length; k++) {
+      const from = Math.max(runs[k].first, prev + 1);
+      const to = k + 1 < runs.length ? runs[k + 1].first - 1 : lastIndex;
+      this.#terms.appendRange(from, to, runs[k].term);
+    }
+    if (this.#terms.lastIndex !== lastIndex) {
+      throw new RangeError(
+        `loadStored: the term runs end at ${this.#terms.lastIndex}, expected ${lastIndex}`,
+      );
+    }
+    const held = tail.filter((e) => e.index > prev);
+    if (held.length > 0 && held[held.length - 1].index !== lastIndex) {
+      throw new RangeError(
+        `loadStored: the stored entries end at ${
+          held[held.length - 1].index
+        }, expected ${lastIndex}`,
+      );
+    }
+    this.#window = held.slice();
+    this.#head = 0;
+    this.#memFirst = lastIndex + 1 - held.length;
+    this.#bytes = 0;
+    for (const e of held) this.#bytes += entryBytes(e);
+    this.stableIndex = lastIndex;
+    this.unstableFrom = lastIndex + 1;
+    this.evict();
+  }
+
+  /** Byte budget of the cache of durable entries. */
+  get cacheBytes(): number {
+    return this.#cacheBytes;
+  }
+
+  /** Whether entries already handed out for application stay cached (a leader's followers need them). */
+  get keepApplied(): boolean {
+    return this.#keepApplied;
+  }
+
+  set keepApplied(keep: boolean) {
+    this.#keepApplied = keep;
+    this.evict();
+  }
+
   /** Index of the compaction point (0 for a log that never compacted). */
   prevIndex(): number {
-    return this.offset - 1;
+    return this.#terms.prevIndex;
+  }
+
+  /** First index of the log (after the compaction point). */
+  firstIndex(): number {
+    return this.#terms.prevIndex + 1;
+  }
+
+  /** First index whose entry is held in memory (`lastIndex() + 1` when none is). */
+  firstInMemory(): number {
+    return this.#memFirst;
+  }
+
+  /** Entries held in memory. */
+  get heldEntries(): number {
+    return this.#window.length - this.#head;
+  }
+
+  /** Bytes of the entries held in memory, as {@linkcode entryBytes} counts them. */
+  get heldBytes(): number {
+    return this.#bytes;
+  }
+
+  /** Term runs held for the log after the compaction point. */
+  get termRuns(): number {
+    return this.#terms.runCount;
   }
 
   /** Index of the last entry (or of the compaction point when empty). */
   lastIndex(): number {
-    return this.offset + this.entries.length - 1;
+    return this.#terms.lastIndex;
   }
 
   /** Term of the last entry. */
   lastTerm(): number {
-    const n = this.entries.length;
-    return n === 0 ? this.prevTerm : this.entries[n - 1].term;
+    return this.#terms.lastTerm;
   }
 
   /** Term of the entry at `index`, or undefined when compacted away or beyond the end. */
   term(index: number): number | undefined {
-    if (index === this.offset - 1) return this.prevTerm;
-    if (index < this.offset || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.offset].term;
+    return this.#terms.term(index);
   }
 
-  /** The entry at `index`, if held. */
+  /** The entry at `index`, if held in memory. */
   entry(index: number): Entry | undefined {
-    if (index < this.offset) return undefined;
-    return this.entries[index - this.offset];
+    if (index < this.#memFirst || index > this.#terms.lastIndex) return undefined;
+    return this.#window[this.#head + index - this.#memFirst];
   }
 
   /** Whether the entry at `index` has term `term`. */
   matchTerm(index: number, term: number): boolean {
-    return this.term(index) === term;
+    return this.#terms.term(index) === term;
   }
 
   /** Raft's "at least as up-to-date" rule (§5.4.1). */
@@ -94,28 +207,45 @@ export class RaftLog {
    * Append entries whose first index is at most `lastIndex() + 1`, dropping
    * any existing entries from that index on (a conflicting suffix).
    */
-  append(entries: Entry[]): void {
+  append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const first = entries[0].index;
-    if (first > this.lastIndex() + 1) {
-      throw new RangeError(`append at ${first} leaves a gap after last index ${this.lastIndex()}`);
+    const last = this.lastIndex();
+    if (first > last + 1) {
+      throw new RangeError(`append at ${first} leaves a gap after last index ${last}`);
     }
     if (first <= this.committed) {
       throw new RangeError(`append at ${first} would overwrite committed index ${this.committed}`);
     }
-    if (first <= this.lastIndex()) {
-      this.entries.length = first - this.offset;
+    if (first <= last) {
+      this.#terms.truncateAfter(first - 1);
+      if (first <= this.#memFirst) {
+        this.#window = [];
+        this.#head = 0;
+        this.#memFirst = first;
+        this.#bytes = 0;
+      } else {
+        const keep = this.#head + first - this.#memFirst;
+        for (let k = keep; k < this.#window.length; k++) {
+          this.#bytes -= entryBytes(this.#window[k]!);
+        }
+        this.#window.length = keep;
+      }
       if (this.stableIndex >= first) this.stableIndex = first - 1;
     }
     if (first < this.unstableFrom) this.unstableFrom = first;
-    for (const e of entries) this.entries.push(e);
+    for (const e of entries) {
+      this.#terms.append(e.index, e.term);
+      this.#window.push(e);
+      this.#bytes += entryBytes(e);
+    }
   }
 
   /**
    * The first index among `entries` whose term conflicts with the log or
    * which is new; 0 when every entry is already present.
    */
-  findConflict(entries: Entry[]): number {
+  findConflict(entries: readonly Entry[]): number {
     for (const e of entries) {
       if (!this.matchTerm(e.index, e.term)) return e.index;
     }
@@ -128,28 +258,44 @@ export class RaftLog {
    * of mismatching entries at once (etcd's findConflictByTerm).
    */
   findConflictByTerm(index: number, term: number): { index: number; term: number } {
-    let i = Math.min(index, this.lastIndex());
-    while (i >= this.offset) {
-      const t = this.entries[i - this.offset].term;
-      if (t <= term) return { index: i, term: t };
-      i--;
-    }
-    return { index: this.offset - 1, term: this.prevTerm };
+    return this.#terms.findConflictByTerm(index, term);
   }
 
-  /** Entries `lo .. hi-1`, at most `maxEntries` and about `maxBytes` (at least one). */
+  /**
+   * Entries `lo .. hi-1` held in memory, at most `maxEntries` and about
+   * `maxBytes` of data (at least one).
+   */
   slice(lo: number, hi: number, maxEntries: number, maxBytes: number): Entry[] {
-    if (lo < this.offset) throw new RangeError(`slice from ${lo} below log offset ${this.offset}`);
+    if (lo < this.#memFirst) {
+      throw new RangeError(`slice from ${lo} below the entries held in memory (${this.#memFirst})`);
+    }
     const end = Math.min(hi, this.lastIndex() + 1, lo + maxEntries);
     const out: Entry[] = [];
     let bytes = 0;
+    const base = this.#head - this.#memFirst;
     for (let i = lo; i < end; i++) {
-      const e = this.entries[i - this.offset];
+      const e = this.#window[base + i]!;
       bytes += e.data.byteLength;
       if (out.length > 0 && bytes > maxBytes) break;
       out.push(e);
     }
     return out;
+  }
+
+  /**
+   * How many of `entries`, read from storage for indexes `lo..`, are this
+   * log's entries: the leading run whose indexes follow on from `lo`, lie
+   * after the compaction point and have the terms this log records there.
+   * Entries read before a truncation or a compaction fail this check.
+   */
+  matchingPrefix(lo: number, entries: readonly Entry[]): number {
+    let n = 0;
+    while (n < entries.length) {
+      const e = entries[n];
+      if (e.index !== lo + n || e.index <= this.prevIndex() || this.term(e.index) !== e.term) break;
+      n++;
+    }
+    return n;
   }
 
   /** Raise the commit index (never lowers it). */
@@ -168,7 +314,7 @@ export class RaftLog {
     const last = this.lastIndex();
     if (from > last) return [];
     this.unstableFrom = last + 1;
-    return this.entries.slice(from - this.offset);
+    return this.#window.slice(this.#head + from - this.#memFirst) as Entry[];
   }
 
   /** Whether entries await persistence. */
@@ -180,16 +326,47 @@ export class RaftLog {
   stableTo(index: number, term: number): void {
     if (index > this.stableIndex && index < this.unstableFrom && this.matchTerm(index, term)) {
       this.stableIndex = index;
+      this.evict();
     }
   }
 
-  /** Committed entries not yet handed out for application, at most `max`; marks them handed out. */
-  takeCommitted(max: number): Entry[] {
+  /** Whether the next committed entry to hand out is held in memory. */
+  nextCommittedInMemory(): boolean {
+    return this.applied + 1 >= this.#memFirst;
+  }
+
+  /**
+   * Committed entries not yet handed out for application, from memory: at
+   * most `max` and `maxBytes` (as {@linkcode entryBytes} counts them; at
+   * least one); marks them handed out. Empty when the next one is not held
+   * (read it from storage).
+   */
+  takeCommitted(max: number, maxBytes = Infinity): Entry[] {
     const from = this.applied + 1;
     const to = Math.min(this.committed, from + max - 1);
-    if (to < from) return [];
-    this.applied = to;
-    return this.entries.slice(from - this.offset, to - this.offset + 1);
+    if (to < from || from < this.#memFirst) return [];
+    const out: Entry[] = [];
+    let bytes = 0;
+    const base = this.#head - this.#memFirst;
+    for (let i = from; i <= to; i++) {
+      const e = this.#window[base + i]!;
+      bytes += entryBytes(e);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(e);
+    }
+    this.applied = from + out.length - 1;
+    this.evict();
+    return out;
+  }
+
+  /** Mark committed entries up to `index` handed out (they came from storage). */
+  handedOut(index: number): void {
+    if (index <= this.applied) return;
+    if (index > this.committed) {
+      throw new RangeError(`hand out ${index} beyond commit index ${this.committed}`);
+    }
+    this.applied = index;
+    this.evict();
   }
 
   /** Whether committed entries await application. */
@@ -198,22 +375,51 @@ export class RaftLog {
   }
 
   /**
-   * Forget entries up to `index` (they are in a snapshot and no longer
-   * needed in memory). Never drops entries not yet applied or persisted.
+   * Drop durable entries from memory, oldest first, while the cache is over
+   * budget, and (unless `keepApplied`) those already handed out for
+   * application. Entries not yet durable always stay.
+   */
+  evict(): void {
+    const limit = Math.min(this.stableIndex, this.lastIndex());
+    const window = this.#window;
+    while (this.#memFirst <= limit) {
+      const overBudget = this.#bytes > this.#cacheBytes;
+      // An unbounded cache keeps everything (no reads from storage at all).
+      const applied = this.#memFirst <= this.applied && this.#cacheBytes !== Infinity;
+      if (!overBudget && (this.#keepApplied || !applied)) break;
+      this.#bytes -= entryBytes(window[this.#head]!);
+      window[this.#head++] = undefined;
+      this.#memFirst++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > window.length) {
+      this.#window = window.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * Make `index` the compaction point: its term is kept, everything up to it
+   * forgotten. Never drops entries not yet applied or persisted.
    */
   compact(index: number): void {
     const limit = Math.min(index, this.applied, this.stableIndex, this.lastIndex());
-    if (limit < this.offset) return;
-    this.prevTerm = this.term(limit)!;
-    this.entries = this.entries.slice(limit + 1 - this.offset);
-    this.offset = limit + 1;
+    if (limit <= this.prevIndex()) return;
+    this.#terms.compactTo(limit);
+    while (this.#memFirst <= limit) {
+      this.#bytes -= entryBytes(this.#window[this.#head]!);
+      this.#window[this.#head++] = undefined;
+      this.#memFirst++;
+    }
+    this.evict();
   }
 
   /** Replace the whole log by a snapshot's compaction point. */
   restore(index: number, term: number): void {
-    this.entries = [];
-    this.offset = index + 1;
-    this.prevTerm = term;
+    this.#terms.reset(index, term);
+    this.#window = [];
+    this.#head = 0;
+    this.#memFirst = index + 1;
+    this.#bytes = 0;
     this.committed = index;
     this.applied = index;
     this.stableIndex = index;

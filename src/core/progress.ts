@@ -107,6 +107,12 @@ export class Progress {
   leaseTick = -Infinity;
   /** Leader tick of the last message received from the follower. */
   lastHeardTick = -Infinity;
+  /**
+   * The read of older entries from storage (a `LogLoad` id) that will feed
+   * this follower's next append, or 0. Its answer is used only if the
+   * follower still wants those entries when it arrives.
+   */
+  loadId = 0;
   /** Pipelined appends. */
   readonly inflights: Inflights;
 

@@ -19,7 +19,7 @@ import {
   NotLeaderError,
 } from "../errors.ts";
 import { MAX_INDEX, MAX_TERM, mayAdoptTerm } from "./limits.ts";
-import { RaftLog } from "./log.ts";
+import { entryBytes, RaftLog } from "./log.ts";
 import {
   applyChange,
   checkStartingConfiguration,
@@ -33,6 +33,7 @@ import {
 } from "./membership.ts";
 import { Progress } from "./progress.ts";
 import { ReadOnlyQueue } from "./read_only.ts";
+import { type StoredLog, StoredLogBuilder } from "./stored_log.ts";
 import {
   type AppendRequest,
   type Configuration,
@@ -75,6 +76,20 @@ export interface CoreOptions {
   autoPromoteNonvoters: boolean;
   /** Most committed entries per Ready. */
   maxApplyBatch: number;
+  /**
+   * Bytes of durable entries kept in memory (entry data plus a fixed
+   * overhead each, see `entryBytes`); entries not yet durable are always
+   * kept. Older entries are read back from storage through
+   * {@linkcode Ready.loads} when a follower or the FSM needs them.
+   * Default: unbounded (everything since the last compaction).
+   */
+  maxCacheBytes?: number;
+  /**
+   * Bytes of committed entries handed out for application and not yet
+   * reported applied ({@linkcode RaftCore.appliedTo}); more are handed out
+   * once some are. Default: unbounded (no `appliedTo` calls needed).
+   */
+  maxApplyBytes?: number;
   /** Randomness in [0, 1). */
   random: () => number;
 }
@@ -85,8 +100,27 @@ export interface CoreInitialState {
   hardState?: HardState;
   /** Newest local snapshot; the FSM has been restored from it. */
   snapshot?: SnapshotMeta;
-  /** Stored log entries, contiguous, in order. */
-  entries: Entry[];
+  /** Stored log entries, contiguous, in order (ignored when `log` is given). */
+  entries?: Entry[];
+  /** The stored log summarized (a long log need not be held whole to start a node). */
+  log?: StoredLog;
+}
+
+/**
+ * A request to read log entries `lo..hi` (inclusive, all durable) from the
+ * log store, about `maxBytes` of data at most (at least one entry). Answer
+ * with {@linkcode RaftCore.loaded} (fewer entries, or none on failure, are
+ * fine); answers that arrive after the log changed are checked and dropped.
+ */
+export interface LogLoad {
+  /** Identifies the request in {@linkcode RaftCore.loaded}. */
+  id: number;
+  /** First index to read. */
+  lo: number;
+  /** Last index to read. */
+  hi: number;
+  /** Most bytes of entry data to read (at least one entry). */
+  maxBytes: number;
 }
 
 /** Role and leader, reported when they change. */
@@ -121,6 +155,8 @@ export interface Ready {
   entries: Entry[];
   /** Committed entries to apply, in order. */
   committed: Entry[];
+  /** Entries to read from the log store and hand back with {@linkcode RaftCore.loaded}. */
+  loads: LogLoad[];
   /** Messages to send now. */
   messages: Message[];
   /** Read requests confirmed: serve once applied up to their index. */
@@ -142,7 +178,19 @@ interface ConfigRecord {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 const ROUND_RING = 256;
+/** A load unanswered for this many election timeouts is forgotten (and may be asked again). */
+const LOAD_TIMEOUT_ELECTIONS = 2;
+
+interface LoadInFlight {
+  lo: number;
+  hi: number;
+  /** Tick it was asked at. */
+  tick: number;
+  /** For the FSM (committed entries) rather than for followers. */
+  apply: boolean;
+}
 
 /**
  * The Raft state machine of one server.
@@ -222,6 +270,20 @@ export class RaftCore {
   #readStates: ReadState[] = [];
   #droppedReads: number[] = [];
 
+  #loadSeq = 0;
+  #loadRequests: LogLoad[] = [];
+  #loadsInFlight = new Map<number, LoadInFlight>();
+  /** Id of the load of committed entries in flight, or 0. */
+  #applyLoadId = 0;
+  /** A failed load of committed entries is asked again from this tick on. */
+  #applyLoadRetryTick = 0;
+  /** Committed entries read from storage, handed out by the next Ready. */
+  #loadedCommitted: Entry[] | undefined;
+  /** Handed out for application and not yet reported applied: [last index, bytes] pairs. */
+  #applyInFlight: number[] = [];
+  #applyInFlightHead = 0;
+  #applyInFlightBytes = 0;
+
   #readySeq = 0;
   #ackedSeq = 0;
   #lastDirtySeq = 0;
@@ -237,15 +299,16 @@ export class RaftCore {
     this.id = options.id;
     const snap = initial.snapshot;
     this.#snapshot = snap;
-    let entries = initial.entries;
+    const stored = initial.log ?? summarize(initial.entries ?? []);
     let prevIndex = snap?.index ?? 0;
     let prevTerm = snap?.term ?? 0;
-    if (entries.length > 0) {
-      const first = entries[0].index;
-      const lastStored = entries[entries.length - 1].index;
+    let useStored = stored.lastIndex > 0;
+    if (useStored) {
+      const first = stored.firstIndex;
+      const lastStored = stored.lastIndex;
       if (snap && lastStored <= snap.index) {
         // The snapshot is newer than the whole log (a follower that installed one).
-        entries = [];
+        useStored = false;
       } else if (snap && first > snap.index + 1) {
         throw new RangeError(
           `stored log starts at ${first}, leaving a gap after the snapshot at ${snap.index}`,
@@ -263,15 +326,12 @@ export class RaftCore {
         // Trailing entries kept behind the snapshot: the term before the first
         // is unknown, so the first entry becomes the compaction point.
         prevIndex = first;
-        prevTerm = entries[0].term;
-        entries = entries.slice(1);
+        prevTerm = stored.terms[0].term;
       }
     }
-    this.#log = new RaftLog(prevIndex, prevTerm);
-    for (const e of entries) this.#log.entries.push(e);
+    this.#log = new RaftLog(prevIndex, prevTerm, options.maxCacheBytes ?? Infinity);
+    if (useStored) this.#log.loadStored(stored.terms, stored.lastIndex, stored.tail);
     const last = this.#log.lastIndex();
-    this.#log.stableIndex = last;
-    this.#log.unstableFrom = last + 1;
     // The FSM was restored from the snapshot: entries up to it are applied.
     const applied = Math.max(snap?.index ?? 0, prevIndex);
     this.#log.applied = applied;
@@ -295,9 +355,9 @@ export class RaftCore {
     if (snap) {
       this.#configs.push({ index: snap.configurationIndex, configuration: snap.configuration });
     }
-    for (const e of this.#log.entries) {
-      if (e.type === EntryType.Configuration && e.index > (snap?.configurationIndex ?? 0)) {
-        this.#configs.push({ index: e.index, configuration: decodeConfiguration(e.data) });
+    if (useStored) {
+      for (const c of stored.configurations) {
+        if (c.index > prevIndex && c.index > (snap?.configurationIndex ?? 0)) this.#configs.push(c);
       }
     }
     this.#quietTicks = options.electionTicks;
@@ -364,9 +424,27 @@ export class RaftCore {
     return this.#log.stableIndex;
   }
 
-  /** First index held in memory. */
+  /** First index of the log: the term of every entry from here on is known. */
   get firstIndex(): number {
-    return this.#log.offset;
+    return this.#log.firstIndex();
+  }
+
+  /** First index whose entry is held in memory (older ones are read from storage when needed). */
+  get firstIndexInMemory(): number {
+    return this.#log.firstInMemory();
+  }
+
+  /**
+   * What the log holds in memory: entries and their bytes (as the cache
+   * counts them), term runs, and reads of older entries in flight.
+   */
+  memoryUse(): { entries: number; bytes: number; termRuns: number; loads: number } {
+    return {
+      entries: this.#log.heldEntries,
+      bytes: this.#log.heldBytes,
+      termRuns: this.#log.termRuns,
+      loads: this.#loadsInFlight.size,
+    };
   }
 
   /** Newest snapshot known locally. */
@@ -429,7 +507,7 @@ export class RaftCore {
     return this.#log.term(index);
   }
 
-  /** The entry at `index` if still held in memory. */
+  /** The entry at `index` if held in memory. */
   entryAt(index: number): Entry | undefined {
     return this.#log.entry(index);
   }
@@ -494,6 +572,7 @@ export class RaftCore {
   tick(): void {
     this.#ticks++;
     if (this.#quietTicks > 0) this.#quietTicks--;
+    if (this.#loadsInFlight.size > 0) this.#expireLoads();
     if (this.#state === "leader") this.#tickLeader();
     else this.#tickElection();
   }
@@ -618,6 +697,68 @@ export class RaftCore {
     if (pr && pr.state === "replicate") pr.becomeProbe();
   }
 
+  /**
+   * The answer to {@linkcode LogLoad} `id`: the entries read from storage
+   * from its `lo` on (fewer than asked, or none when the read failed). They
+   * are checked against the log as it is now (a truncation, compaction or
+   * snapshot since the request makes them stale) and used only if still
+   * wanted: sent to followers still waiting for them, or handed out for
+   * application in the next Ready.
+   */
+  loaded(id: number, entries: readonly Entry[]): void {
+    const load = this.#loadsInFlight.get(id);
+    if (load === undefined) return; // forgotten: leadership changed or it timed out
+    this.#loadsInFlight.delete(id);
+    const log = this.#log;
+    let n = Math.min(log.matchingPrefix(load.lo, entries), load.hi - load.lo + 1);
+    if (load.apply) {
+      this.#applyLoadId = 0;
+      n = Math.min(n, log.committed - load.lo + 1);
+      if (n > 0 && load.lo === log.applied + 1) {
+        this.#loadedCommitted = entries.slice(0, n);
+      } else if (n <= 0) {
+        // Nothing usable (a failed read, or the log moved): ask again next tick.
+        this.#applyLoadRetryTick = this.#ticks + 1;
+      }
+      return;
+    }
+    if (this.#state !== "leader") return;
+    for (const pr of this.#progress.values()) {
+      if (pr.loadId !== id) continue;
+      pr.loadId = 0;
+      if (pr.state !== "replicate") continue;
+      if (n === 0) {
+        // The read failed or the log moved under it: probe again once the
+        // follower answers a heartbeat, rather than retrying at once.
+        pr.becomeProbe();
+        pr.probeSent = true;
+        continue;
+      }
+      if (pr.next !== load.lo || pr.isPaused()) continue;
+      this.#sendEntries(pr, entries.slice(0, n));
+    }
+  }
+
+  /**
+   * The FSM applied everything up to `index`: committed entries handed out
+   * up to it no longer count against `maxApplyBytes`. Returns whether more
+   * may now be handed out (the next Ready has work).
+   */
+  appliedTo(index: number): boolean {
+    const pairs = this.#applyInFlight;
+    let freed = false;
+    while (this.#applyInFlightHead < pairs.length && pairs[this.#applyInFlightHead] <= index) {
+      this.#applyInFlightBytes -= pairs[this.#applyInFlightHead + 1];
+      this.#applyInFlightHead += 2;
+      freed = true;
+    }
+    if (this.#applyInFlightHead === pairs.length) {
+      pairs.length = 0;
+      this.#applyInFlightHead = 0;
+    }
+    return freed && this.#log.hasCommitted();
+  }
+
   /** The driver took a local snapshot (or installed one): remember it for followers. */
   snapshotTaken(meta: SnapshotMeta): void {
     if (!this.#snapshot || meta.index > this.#snapshot.index) this.#snapshot = meta;
@@ -671,6 +812,7 @@ export class RaftCore {
       throw new InvalidStateError("cannot restore while log entries are being written; retry");
     }
     this.#log.restore(meta.index, meta.term);
+    this.#loadedCommitted = undefined;
     this.#snapshot = meta;
     this.#configs = [{ index: meta.configurationIndex, configuration: meta.configuration }];
     for (const pr of this.#progress.values()) {
@@ -760,8 +902,9 @@ export class RaftCore {
 
   /** Whether a Ready has something in it. */
   hasReady(): boolean {
-    this.#prepareLeaderMessages();
-    return this.#messages.length > 0 || this.#log.hasUnstable() || this.#log.hasCommitted() ||
+    this.#prepare();
+    return this.#messages.length > 0 || this.#log.hasUnstable() || this.#hasCommittedToHandOut() ||
+      this.#loadRequests.length > 0 ||
       this.#readStates.length > 0 || this.#droppedReads.length > 0 ||
       this.#pendingInstall !== undefined ||
       this.#termVoteDirty || this.#hardStateChanged() || this.#softStateChanged();
@@ -769,7 +912,7 @@ export class RaftCore {
 
   /** Take the next batch of work. See {@linkcode Ready}. */
   ready(): Ready {
-    this.#prepareLeaderMessages();
+    this.#prepare();
     const seq = ++this.#readySeq;
     const entries = this.#log.takeUnstable();
     const snapshot = this.#pendingInstall;
@@ -782,7 +925,8 @@ export class RaftCore {
       seq,
       mustSync,
       entries,
-      committed: this.#log.takeCommitted(this.#opts.maxApplyBatch),
+      committed: this.#takeCommitted(),
+      loads: this.#loadRequests,
       messages: this.#messages,
       readStates: this.#readStates,
       droppedReads: this.#droppedReads,
@@ -797,6 +941,7 @@ export class RaftCore {
       rd.softState = { ...this.#lastSoft };
     }
     this.#messages = [];
+    this.#loadRequests = [];
     this.#readStates = [];
     this.#droppedReads = [];
     return rd;
@@ -862,6 +1007,75 @@ export class RaftCore {
     return s.state !== this.state || s.leader !== this.#leader || s.term !== this.#term;
   }
 
+  #prepare(): void {
+    this.#prepareLeaderMessages();
+    this.#prepareApplyLoad();
+  }
+
+  /** Bytes of committed entries that may still be handed out before the FSM reports progress. */
+  #applyRoom(): number {
+    return (this.#opts.maxApplyBytes ?? Infinity) - this.#applyInFlightBytes;
+  }
+
+  #hasCommittedToHandOut(): boolean {
+    const log = this.#log;
+    if (!log.hasCommitted()) return false;
+    const next = this.#loadedCommitted?.[0] ?? log.entry(log.applied + 1);
+    if (next === undefined) return false;
+    // With nothing in flight one entry goes out whatever its size.
+    return this.#applyInFlightBytes === 0 || entryBytes(next) <= this.#applyRoom();
+  }
+
+  /** The next committed entries are only in storage: ask for them (one read at a time). */
+  #prepareApplyLoad(): void {
+    const log = this.#log;
+    if (!log.hasCommitted() || log.nextCommittedInMemory()) return;
+    if (this.#loadedCommitted !== undefined || this.#applyLoadId !== 0) return;
+    if (this.#ticks < this.#applyLoadRetryTick) return;
+    const room = this.#applyRoom();
+    if (room <= 0) return;
+    const lo = log.applied + 1;
+    // One read may feed several Readies' batches (what is left waits in memory).
+    const count = Math.max(this.#opts.maxApplyBatch, this.#opts.maxAppendEntries);
+    const hi = Math.min(log.committed, log.firstInMemory() - 1, lo + count - 1);
+    this.#applyLoadId = this.#newLoad(lo, hi, Math.min(room, this.#opts.maxAppendBytes), true);
+  }
+
+  /** Committed entries for the next Ready: read back from storage, or from memory. */
+  #takeCommitted(): Entry[] {
+    const log = this.#log;
+    const loaded = this.#loadedCommitted;
+    if (loaded !== undefined && loaded[0].index !== log.applied + 1) {
+      this.#loadedCommitted = undefined; // a snapshot moved the applied index meanwhile
+    }
+    if (!this.#hasCommittedToHandOut()) return [];
+    const room = this.#applyRoom();
+    let out: Entry[];
+    if (this.#loadedCommitted !== undefined) {
+      const from = this.#loadedCommitted;
+      let n = 0;
+      let bytes = 0;
+      const max = Math.min(from.length, this.#opts.maxApplyBatch);
+      while (n < max) {
+        bytes += entryBytes(from[n]);
+        if (n > 0 && bytes > room) break;
+        n++;
+      }
+      out = n === from.length ? from : from.slice(0, n);
+      this.#loadedCommitted = n === from.length ? undefined : from.slice(n);
+      log.handedOut(out[out.length - 1].index);
+    } else {
+      out = log.takeCommitted(this.#opts.maxApplyBatch, room);
+    }
+    if (out.length > 0 && room !== Infinity) {
+      let bytes = 0;
+      for (const e of out) bytes += entryBytes(e);
+      this.#applyInFlight.push(out[out.length - 1].index, bytes);
+      this.#applyInFlightBytes += bytes;
+    }
+    return out;
+  }
+
   /** Turn pending proposals, commit updates and read rounds into messages (batched per Ready). */
   #prepareLeaderMessages(): void {
     if (this.#state !== "leader") return;
@@ -892,6 +1106,8 @@ export class RaftCore {
 
   #reset(term: number): void {
     this.#selfElectionSeq = 0;
+    this.#log.keepApplied = false;
+    this.#forgetReplicationLoads();
     if (this.#term !== term) {
       this.#term = term;
       this.#vote = "";
@@ -910,6 +1126,13 @@ export class RaftCore {
     for (const r of this.#pendingReads) this.#droppedReads.push(r.id);
     this.#pendingReads = [];
     this.#readRoundPending = false;
+  }
+
+  /** Followers' reads of older entries no longer matter (their progress is gone). */
+  #forgetReplicationLoads(): void {
+    for (const [id, load] of this.#loadsInFlight) {
+      if (!load.apply) this.#loadsInFlight.delete(id);
+    }
   }
 
   #becomeFollower(term: number, leader: ServerId): void {
@@ -940,6 +1163,8 @@ export class RaftCore {
     // Term and vote stay: a failed pre-vote must leave no trace.
     this.#votes.clear();
     this.#progress.clear();
+    this.#log.keepApplied = false;
+    this.#forgetReplicationLoads();
     this.#state = "precandidate";
     this.#leader = "";
     this.#electionElapsed = 0;
@@ -958,6 +1183,8 @@ export class RaftCore {
     this.#leaseRevoked = false;
     this.#state = "leader";
     this.#leader = this.id;
+    // Followers may need what was applied: keep it cached for them.
+    this.#log.keepApplied = true;
     const last = this.#log.lastIndex();
     for (const s of this.latestConfiguration().configuration.servers) {
       if (s.id === this.id) continue;
@@ -1294,6 +1521,7 @@ export class RaftCore {
       return;
     }
     log.restore(meta.index, meta.term);
+    this.#loadedCommitted = undefined;
     // restore() marks the point stable; it is durable once the driver persists the Ready.
     this.#snapshot = meta;
     this.#pendingInstall = meta;
@@ -1361,7 +1589,10 @@ export class RaftCore {
         return;
       }
       const wasPaused = pr.isPaused();
-      if (pr.maybeUpdate(m.index)) {
+      // An empty probe answered at the match index moves nothing, but it
+      // proves where the logs agree: start replicating (as etcd does).
+      const probeMatched = pr.state === "probe" && m.index === pr.match;
+      if (pr.maybeUpdate(m.index) || probeMatched) {
         if (pr.state === "probe") pr.becomeReplicate();
         else if (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
         else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
@@ -1470,23 +1701,81 @@ export class RaftCore {
       return this.#sendSnapshot(pr);
     }
     const last = this.#log.lastIndex();
-    const entries = pr.next <= last
-      ? this.#log.slice(pr.next, last + 1, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes)
-      : [];
+    let entries = NO_ENTRIES;
+    if (pr.next <= last) {
+      if (pr.next >= this.#log.firstInMemory()) {
+        entries = this.#log.slice(
+          pr.next,
+          last + 1,
+          this.#opts.maxAppendEntries,
+          this.#opts.maxAppendBytes,
+        );
+      } else if (pr.state === "replicate") {
+        // Older than the cache: read them from storage first.
+        this.#requestLoad(pr);
+        return false;
+      } else {
+        // A probe needs no entries: an empty append finds where the logs
+        // agree without reading storage.
+        sendIfEmpty = true;
+      }
+    }
     if (entries.length === 0 && !sendIfEmpty) return false;
+    this.#sendEntries(pr, entries);
+    return true;
+  }
+
+  /** Send `entries` (possibly none), which follow `pr.next - 1`, to `pr`. */
+  #sendEntries(pr: Progress, entries: readonly Entry[]): void {
+    const prevIndex = pr.next - 1;
     const m: AppendRequest = {
       type: "append",
       term: this.#term,
       from: this.id,
       to: pr.id,
       prevIndex,
-      prevTerm,
-      entries,
+      prevTerm: this.#log.term(prevIndex)!,
+      entries: entries as Entry[],
       commit: this.#log.committed,
     };
     this.#send(m, false);
     pr.sentEntries(prevIndex + entries.length, entries.length);
-    return true;
+  }
+
+  /** Ask the driver for the entries `pr` needs next (one read in flight per follower). */
+  #requestLoad(pr: Progress): void {
+    const lo = pr.next;
+    const current = pr.loadId === 0 ? undefined : this.#loadsInFlight.get(pr.loadId);
+    if (current !== undefined && current.lo === lo) return;
+    for (const [id, load] of this.#loadsInFlight) {
+      if (!load.apply && load.lo === lo) {
+        pr.loadId = id; // another follower waits for the same entries
+        return;
+      }
+    }
+    const hi = Math.min(this.#log.firstInMemory() - 1, lo + this.#opts.maxAppendEntries - 1);
+    pr.loadId = this.#newLoad(lo, hi, this.#opts.maxAppendBytes, false);
+  }
+
+  #newLoad(lo: number, hi: number, maxBytes: number, apply: boolean): number {
+    const id = ++this.#loadSeq;
+    this.#loadsInFlight.set(id, { lo, hi, tick: this.#ticks, apply });
+    this.#loadRequests.push({ id, lo, hi, maxBytes });
+    return id;
+  }
+
+  /** Forget loads unanswered for too long, so what they were for can be asked again. */
+  #expireLoads(): void {
+    const oldest = this.#ticks - LOAD_TIMEOUT_ELECTIONS * this.#opts.electionTicks;
+    for (const [id, load] of this.#loadsInFlight) {
+      if (load.tick > oldest) continue;
+      this.#loadsInFlight.delete(id);
+      if (load.apply) {
+        this.#applyLoadId = 0;
+        continue;
+      }
+      for (const pr of this.#progress.values()) if (pr.loadId === id) pr.loadId = 0;
+    }
   }
 
   #sendSnapshot(pr: Progress): boolean {
@@ -1558,6 +1847,13 @@ export class RaftCore {
       }
     }
   }
+}
+
+/** A whole stored log handed over as entries, summarized like one read in batches. */
+function summarize(entries: readonly Entry[]): StoredLog {
+  const builder = new StoredLogBuilder(Infinity);
+  builder.add(entries);
+  return builder.finish();
 }
 
 /** Election timeouts a leader keeps telling an unresponsive removed server of its removal. */

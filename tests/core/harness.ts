@@ -11,6 +11,7 @@ import { encodeConfiguration } from "../../src/core/membership.ts";
 import {
   type CoreInitialState,
   type CoreOptions,
+  type LogLoad,
   RaftCore,
   type Ready,
 } from "../../src/core/raft_core.ts";
@@ -121,6 +122,15 @@ export class TestNode {
    * may), but nothing reaches the disk and nothing is advanced, until a crash.
    */
   stalled = false;
+  /**
+   * Reads of older entries (`Ready.loads`): answered from the disk at once
+   * (`"auto"`), or kept in `loads` for the test to answer (`"manual"`).
+   */
+  loadMode: "auto" | "manual" = "auto";
+  /** Loads asked and not yet answered (manual mode). */
+  loads: LogLoad[] = [];
+  /** Loads asked so far. */
+  loadsAsked = 0;
   /** The options this node was made with (a restart reuses them). */
   readonly options: Partial<CoreOptions>;
 
@@ -131,7 +141,7 @@ export class TestNode {
       initial,
     );
     this.appliedIndex = this.core.appliedIndex;
-    this.disk.entries = initial.entries.slice();
+    this.disk.entries = (initial.entries ?? []).slice();
     this.disk.hardState = initial.hardState;
   }
 }
@@ -288,6 +298,24 @@ export class Cluster {
     node.droppedReads.push(...rd.droppedReads);
     for (const m of rd.messages) this.queue.push(m);
     node.core.advance(rd);
+    node.core.appliedTo(node.appliedIndex);
+    node.loadsAsked += rd.loads.length;
+    for (const load of rd.loads) {
+      if (node.loadMode === "manual") node.loads.push(load);
+      else node.core.loaded(load.id, readLoad(node.disk, load));
+    }
+  }
+
+  /**
+   * Answer node `id`'s oldest pending load (manual mode) with what its disk
+   * holds now, or with `entries` when given. Returns the load.
+   */
+  answerLoad(id: string, entries?: Entry[]): LogLoad {
+    const node = this.node(id);
+    const load = node.loads.shift();
+    if (!load) throw new Error(`${id} has no pending load`);
+    node.core.loaded(load.id, entries ?? readLoad(node.disk, load));
+    return load;
   }
 
   /** Deliver the queued messages once (new ones wait for the next round). Returns how many were delivered. */
@@ -411,6 +439,29 @@ export class Cluster {
   leaders(): string[] {
     return [...this.nodes.values()].filter((n) => n.core.state === "leader").map((n) => n.id);
   }
+}
+
+/**
+ * What a log store would return for `load` from `disk`: the stored entries
+ * of `lo..hi`, about `maxBytes` of data at most (at least one).
+ *
+ * @example
+ * ```ts
+ * import { logOf, readLoad } from "./harness.ts";
+ * const disk = { hardState: undefined, snapshot: undefined, entries: logOf(["n1"], [1, 1, 2]) };
+ * console.log(readLoad(disk, { id: 1, lo: 2, hi: 3, maxBytes: 1 }).length); // 1
+ * ```
+ */
+export function readLoad(disk: TestDisk, load: LogLoad): Entry[] {
+  const out: Entry[] = [];
+  let bytes = 0;
+  for (const e of disk.entries) {
+    if (e.index < load.lo || e.index > load.hi) continue;
+    bytes += e.data.byteLength;
+    if (out.length > 0 && bytes > load.maxBytes) break;
+    out.push(e);
+  }
+  return out;
 }
 
 /**

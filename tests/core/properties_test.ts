@@ -136,7 +136,7 @@ Deno.test("RaftLog: appends keep the log contiguous with non-decreasing terms; c
         log.append(entries);
         assert.equal(log.lastIndex(), first + a.count - 1);
         assert.equal(log.findConflict(entries), 0, "everything just appended matches");
-        for (let i = log.offset + 1; i <= log.lastIndex(); i++) {
+        for (let i = log.firstIndex() + 1; i <= log.lastIndex(); i++) {
           assert.ok(log.term(i)! >= log.term(i - 1)!, "terms never decrease along the log");
         }
         const probe = log.findConflictByTerm(log.lastIndex(), term - 1);

@@ -19,6 +19,7 @@ import type { ConfigurationChange } from "../../src/core/membership.ts";
 import {
   type CoreInitialState,
   type CoreOptions,
+  type LogLoad,
   RaftCore,
   type Ready,
 } from "../../src/core/raft_core.ts";
@@ -111,6 +112,10 @@ const enum Kind {
   Deliver,
   Disk,
   Report,
+  /** A read of older log entries from a node's disk answers (`load`, `entries`). */
+  Load,
+  /** A node's FSM reports it applied up to `index` (delayed `appliedTo`). */
+  ApplyAck,
 }
 
 interface SimEvent extends Timed {
@@ -126,6 +131,10 @@ interface SimEvent extends Timed {
   dup?: boolean;
   ok?: boolean;
   peer?: string;
+  load?: LogLoad;
+  /** Entries read when the load was asked (undefined: read when it answers). */
+  entries?: Entry[];
+  index?: number;
 }
 
 interface Proposal {
@@ -177,6 +186,18 @@ interface Params {
   /** Leader storms: frequent, short leader isolations and crashes (many terms, partial replication). */
   storm: boolean;
   pPowerLoss: number;
+  /** Bytes of durable entries each core caches (Infinity: all, no reads from disk). */
+  cacheBytes: number;
+  /** Bytes handed to the FSM and not yet acknowledged (Infinity: no flow control). */
+  maxApplyBytes: number;
+  /** Latest a read of log entries answers (time units). */
+  loadDelayMax: number;
+  /** Chance a read fails (answers nothing), is lost (never answers), or returns fewer entries. */
+  pLoadFail: number;
+  pLoadLost: number;
+  pLoadShort: number;
+  /** Chance the FSM acknowledges an applied batch late. */
+  pAckLate: number;
 }
 
 class SimNode {
@@ -322,6 +343,13 @@ class Simulation {
       pCrash: f ? r.pick([0, 0.005, 0.02]) : 0,
       storm: f && r.chance(0.25),
       pPowerLoss: f ? r.pick([0, 0.002]) : 0,
+      cacheBytes: r.pick([Infinity, 0, 150, 700, 4000]),
+      maxApplyBytes: r.pick([Infinity, 1, 400, 3000]),
+      loadDelayMax: r.pick([0, 20, 150]),
+      pLoadFail: f ? r.pick([0, 0.02, 0.1]) : 0,
+      pLoadLost: f ? r.pick([0, 0.01]) : 0,
+      pLoadShort: r.pick([0, 0.2]),
+      pAckLate: r.pick([0, 0.3]),
     };
   }
 
@@ -341,6 +369,8 @@ class Simulation {
       catchupMargin: p.catchupMargin,
       autoPromoteNonvoters: p.autoPromote,
       maxApplyBatch: p.maxApplyBatch,
+      maxCacheBytes: p.cacheBytes,
+      maxApplyBytes: p.maxApplyBytes,
       random: () => rng.float(),
     };
   }
@@ -443,6 +473,16 @@ class Simulation {
         this.#persist(node, head.rd, Infinity);
         this.#tr(`${node.id} disk: ready #${head.rd.seq} durable`);
         node.core!.advance(head.rd);
+        this.#drain(node);
+        return;
+      }
+      case Kind.Load:
+        this.#answerLoad(ev);
+        return;
+      case Kind.ApplyAck: {
+        const node = this.nodes[ev.node];
+        if (!node.up || node.inc !== ev.inc) return;
+        node.core!.appliedTo(ev.index!);
         this.#drain(node);
         return;
       }
@@ -601,6 +641,8 @@ class Simulation {
       );
       return;
     }
+    if (rd.committed.length > 0 || rd.snapshot) this.#ackApplied(node, core);
+    for (const load of rd.loads) this.#askLoad(node, load);
     for (const rs of rd.readStates) {
       const read = node.reads.get(rs.id);
       if (!read) throw new Error(`${node.id}: read state for unknown read ${rs.id}`);
@@ -624,6 +666,78 @@ class Simulation {
     node.diskDone = done;
     node.queue.push({ rd, done });
     this.#schedule({ kind: Kind.Disk, node: node.idx, inc: node.inc, time: done, seq: 0 });
+  }
+
+  /** The FSM tells the core how far it applied: now, or (sometimes) a little later. */
+  #ackApplied(node: SimNode, core: RaftCore): void {
+    const index = node.fsm.applied;
+    if (this.rng.chance(this.p.pAckLate)) {
+      this.#schedule({
+        kind: Kind.ApplyAck,
+        node: node.idx,
+        inc: node.inc,
+        index,
+        time: this.time + this.rng.int(0, 2 * TICK),
+        seq: 0,
+      });
+      return;
+    }
+    core.appliedTo(index);
+  }
+
+  /**
+   * A read of durable entries `load.lo..load.hi` from the disk, answered
+   * after a delay: read either now or when it answers (a driver may read at
+   * any point in between), so the log may have been truncated, compacted or
+   * replaced by a snapshot meanwhile. Sometimes it fails, comes back short,
+   * or never answers.
+   */
+  #askLoad(node: SimNode, load: LogLoad): void {
+    if (this.rng.chance(this.p.pLoadLost)) {
+      this.#tr(`${node.id} load #${load.id} ${load.lo}..${load.hi} lost`);
+      return;
+    }
+    const readNow = this.rng.chance(0.5);
+    this.#schedule({
+      kind: Kind.Load,
+      node: node.idx,
+      inc: node.inc,
+      load,
+      entries: readNow ? this.#readDisk(node, load) : undefined,
+      time: this.time + this.rng.int(0, this.p.loadDelayMax),
+      seq: 0,
+    });
+  }
+
+  #readDisk(node: SimNode, load: LogLoad): Entry[] {
+    if (this.rng.chance(this.p.pLoadFail)) return [];
+    const disk = node.disk;
+    const out: Entry[] = [];
+    let bytes = 0;
+    let hi = load.hi;
+    if (this.rng.chance(this.p.pLoadShort)) hi = this.rng.int(load.lo, load.hi);
+    for (let i = Math.max(load.lo, disk.start); i <= Math.min(hi, disk.lastIndex()); i++) {
+      const e = disk.log[i - disk.start];
+      bytes += e.data.byteLength;
+      if (out.length > 0 && bytes > load.maxBytes) break;
+      out.push(e);
+    }
+    // A store returns what it holds of the range: a compacted prefix is missing.
+    return out;
+  }
+
+  #answerLoad(ev: SimEvent): void {
+    const node = this.nodes[ev.node];
+    if (!node.up || node.inc !== ev.inc) return;
+    const load = ev.load!;
+    const entries = ev.entries ?? this.#readDisk(node, load);
+    this.#tr(
+      `${node.id} load #${load.id} ${load.lo}..${load.hi} -> ${
+        entries.length === 0 ? "nothing" : `${entries[0].index}..${entries.at(-1)!.index}`
+      }`,
+    );
+    node.core!.loaded(load.id, entries);
+    this.#drain(node);
   }
 
   /** Apply up to `limit` writes of `rd` to the disk (snapshot, entries, hard state, in that order). */
