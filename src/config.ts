@@ -43,6 +43,7 @@ export const DEFAULT_CONFIG: Readonly<
     catchupMargin: 64,
     storageTimeout: 10000,
     maxApplyBatch: 512,
+    logCacheBytes: 4194304,
   } as const,
 );
 
@@ -121,6 +122,16 @@ export interface Config {
   storageTimeout?: number;
   /** Most entries handed to the FSM in one batch. */
   maxApplyBatch?: number;
+  /**
+   * Bytes of recent log entries a node keeps in memory (entry data plus 128
+   * bytes each for the objects around it), so a leader sends recent entries
+   * to its followers without reading its disk. Entries not yet on disk are
+   * always kept; older ones are read back from the log store in batches of
+   * at most `maxAppendBytes` when a follower or the FSM needs them, so memory
+   * does not grow with the log. A follower keeps only what it has not
+   * applied yet. 0 keeps nothing extra. Default 4 MiB.
+   */
+  logCacheBytes?: number;
   /** Source of randomness in [0, 1) for election timeouts; seed it for replayable tests. Default Math.random. */
   random?: () => number;
   /**
@@ -229,6 +240,7 @@ export function validateConfig(config: Config): ResolvedConfig {
     catchupMargin: config.catchupMargin ?? DEFAULT_CONFIG.catchupMargin,
     storageTimeout: config.storageTimeout ?? DEFAULT_CONFIG.storageTimeout,
     maxApplyBatch: config.maxApplyBatch ?? DEFAULT_CONFIG.maxApplyBatch,
+    logCacheBytes: config.logCacheBytes ?? DEFAULT_CONFIG.logCacheBytes,
     random: config.random ?? Math.random,
     logger: config.logger ?? getLogger(["raftd", "raft"]),
   };
@@ -242,6 +254,7 @@ export function validateConfig(config: Config): ResolvedConfig {
   nonNegativeInteger("catchupMargin", resolved.catchupMargin);
   positiveInteger("storageTimeout", resolved.storageTimeout);
   positiveInteger("maxApplyBatch", resolved.maxApplyBatch);
+  nonNegativeInteger("logCacheBytes", resolved.logCacheBytes);
   for (
     const flag of ["preVote", "checkQuorum", "autoPromoteNonvoters", "shutdownOnRemove"] as const
   ) {

@@ -44,6 +44,7 @@ import { type Clock, RealClock } from "./node/clock.ts";
 import type { NodeContext } from "./node/context.ts";
 import { FsmRunner } from "./node/fsm_runner.ts";
 import { LeaseClock } from "./node/lease.ts";
+import { LogLoader } from "./node/log_loader.ts";
 import { Observers } from "./node/observers.ts";
 import { ReadyLoop } from "./node/ready_loop.ts";
 import { operationDeadline, PendingOperations } from "./node/pending.ts";
@@ -189,6 +190,7 @@ export class Raft<R = unknown> {
   #runner: FsmRunner<R>;
   #snapshots: Snapshots<R>;
   #observers: Observers;
+  #loader: LogLoader;
   #loop: ReadyLoop<R>;
   #lease: LeaseClock;
 
@@ -250,9 +252,12 @@ export class Raft<R = unknown> {
       {
         settle: (index, term, response) => this.#pending.settle(index, term, response),
         drained: () => {
-          this.#pending.releaseReads(this.#runner.appliedIndex);
+          const applied = this.#runner.appliedIndex;
+          this.#pending.releaseReads(applied);
           this.#noteMembership();
           this.#snapshots.maybeAutoSnapshot();
+          // Room for more committed entries (the core hands out maxAppendBytes at a time).
+          if (core.appliedTo(applied)) this.#loop.schedule();
         },
         fail: (error, during) => this.#fail(error, during),
         exclusive: (fn) => this.#snapshots.exclusive(fn),
@@ -277,6 +282,7 @@ export class Raft<R = unknown> {
       pipeline: this.#pipeline,
       pending: this.#pending,
     });
+    this.#loader = new LogLoader(node, stores.logStore);
     this.#loop = new ReadyLoop(node, {
       transport: stores.transport,
       pending: this.#pending,
@@ -285,6 +291,7 @@ export class Raft<R = unknown> {
       snapshots: this.#snapshots,
       observers: this.#observers,
       lease: this.#lease,
+      loader: this.#loader,
     }, tickMs);
     this.#runner.startFrom(core.appliedIndex, stored.snapshot?.meta);
     this.#wasMember = this.#runner.appliedConfiguration.configuration.servers
@@ -354,12 +361,14 @@ export class Raft<R = unknown> {
         }`,
       );
     }
-    const stored = await loadStoredState(fsm, stores, resolved.logger);
+    const stored = await loadStoredState(fsm, stores, resolved.logger, {
+      keepBytes: resolved.logCacheBytes,
+    });
     const { tickMs, leaseMs, coreOptions } = coreOptionsFor(resolved);
     const core = new RaftCore(coreOptions, {
       hardState: stored.hardState,
       snapshot: stored.snapshot?.meta,
-      entries: stored.entries,
+      log: stored.log,
     });
     const raft = new Raft(resolved, fsm, stores, core, { tickMs, leaseMs }, stored);
     raft.#loop.noteConfiguration();
@@ -1220,6 +1229,7 @@ export class Raft<R = unknown> {
     const conf = this.#core.latestConfiguration();
     const last = this.#snapshots.last;
     const contactAt = this.#loop.lastContactAt;
+    const memory = this.#core.memoryUse();
     return {
       id: this.id,
       state: this.state,
@@ -1247,6 +1257,10 @@ export class Raft<R = unknown> {
       messagesReceived: this.#loop.messagesReceived,
       snapshotsTaken: this.#snapshots.taken,
       snapshotsInstalled: this.#snapshots.installed,
+      logEntriesInMemory: memory.entries,
+      logBytesInMemory: memory.bytes,
+      logReads: this.#loader.reads,
+      logEntriesRead: this.#loader.entriesRead,
     };
   }
 

@@ -20,6 +20,8 @@
 export * from "./types.ts";
 export * from "./raft_core.ts";
 export * from "./membership.ts";
-export { RaftLog } from "./log.ts";
+export { ENTRY_OVERHEAD_BYTES, entryBytes, RaftLog } from "./log.ts";
+export { TermIndex, type TermRun } from "./term_index.ts";
+export { type StoredLog, StoredLogBuilder } from "./stored_log.ts";
 export { Inflights, Progress, type ProgressState } from "./progress.ts";
 export { ReadOnlyQueue } from "./read_only.ts";

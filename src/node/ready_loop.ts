@@ -20,6 +20,7 @@ import type { Transport, TransportHandler } from "../transport/types.ts";
 import type { NodeContext } from "./context.ts";
 import type { FsmRunner } from "./fsm_runner.ts";
 import type { LeaseClock } from "./lease.ts";
+import type { LogLoader } from "./log_loader.ts";
 import type { Observers } from "./observers.ts";
 import type { PendingOperations } from "./pending.ts";
 import type { Snapshots } from "./snapshots.ts";
@@ -41,6 +42,8 @@ export interface ReadyLoopParts<R> {
   observers: Observers;
   /** When each heartbeat round was sent, for lease reads. */
   lease: LeaseClock;
+  /** Where older log entries are read from. */
+  loader: LogLoader;
 }
 
 /**
@@ -195,7 +198,7 @@ export class ReadyLoop<R> {
     const node = this.#node;
     if (this.#inLoop || node.isShutdown() || node.failure()) return;
     const core = node.core;
-    const { pending, pipeline, runner, snapshots } = this.#parts;
+    const { pending, pipeline, runner, snapshots, loader } = this.#parts;
     this.#inLoop = true;
     try {
       while (core.hasReady()) {
@@ -204,6 +207,7 @@ export class ReadyLoop<R> {
         if (rd.softState) this.#onSoftState(rd.softState.state, rd.softState.leader);
         if (rd.entries.length > 0 || rd.snapshot) this.noteConfiguration();
         for (const m of rd.messages) this.send(m);
+        for (const load of rd.loads) loader.load(load);
         // The FSM restores it in order: after what was committed before, before what follows.
         if (rd.snapshot) snapshots.queueInstall(rd.snapshot);
         pipeline.push(rd);

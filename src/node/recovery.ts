@@ -9,16 +9,12 @@
 
 import type { ResolvedConfig } from "../config.ts";
 import { checkConfiguration, checkStartingConfiguration } from "../core/membership.ts";
-import {
-  type Configuration,
-  type Entry,
-  EntryType,
-  type HardState,
-  type SnapshotMeta,
-} from "../core/types.ts";
+import { type StoredLog, StoredLogBuilder } from "../core/stored_log.ts";
+import { type Configuration, EntryType, type HardState, type SnapshotMeta } from "../core/types.ts";
 import { ConfigurationError, CorruptionError, InvalidStateError } from "../errors.ts";
 import type { FSM } from "../fsm.ts";
 import type { Logger } from "../logger.ts";
+import { getLogsWithin } from "../storage/read_budget.ts";
 import type { LogStore, SnapshotSource, SnapshotStore, StableStore } from "../storage/types.ts";
 import { persistPrepared } from "./snapshots.ts";
 
@@ -38,8 +34,8 @@ export interface StoredState {
   hardState: HardState | undefined;
   /** The snapshot the FSM was restored from, and its size. */
   snapshot: { meta: SnapshotMeta; size: number } | undefined;
-  /** The log entries after the snapshot (or from the first), in order. */
-  entries: Entry[];
+  /** The stored log after the snapshot (or from the first), summarized: terms, configurations, newest entries. */
+  log: StoredLog;
   /** Index of the last stored entry (0: none). */
   lastIndex: number;
 }
@@ -84,13 +80,14 @@ export async function hasExistingState(stores: StateStores): Promise<boolean> {
  *   stableStore: new MemoryStableStore(),
  *   snapshotStore: new MemorySnapshotStore(),
  * }, getLogger(["raftd", "raft"]));
- * console.log(state.lastIndex, state.entries.length); // 0 0
+ * console.log(state.lastIndex, state.log.tail.length); // 0 0
  * ```
  */
 export async function loadStoredState<R>(
   fsm: FSM<R>,
   stores: StateStores,
   log: Logger,
+  options: StoredLogReadOptions = {},
 ): Promise<StoredState> {
   const hardState = await stores.stableStore.getState();
   const snapshot = await restoreNewestSnapshot(stores.snapshotStore, fsm, log);
@@ -109,19 +106,39 @@ export async function loadStoredState<R>(
     first = 0;
     last = 0;
   }
-  let entries: Entry[] = [];
+  const builder = new StoredLogBuilder(options.keepBytes ?? Infinity);
   if (last > 0) {
     const from = snapshot && snapshot.meta.index >= last ? last + 1 : Math.max(first, 1);
-    if (from <= last) entries = await stores.logStore.getLogs(from, last);
-    if (entries.length !== Math.max(0, last - from + 1)) {
-      throw new CorruptionError(
-        `log store returned ${entries.length} entries for ${from}..${last}; expected ${
-          last - from + 1
-        }`,
-      );
+    const batchBytes = options.batchBytes ?? DEFAULT_READ_BATCH_BYTES;
+    // In batches bounded by bytes: the whole log is never in memory at once.
+    for (let next = from; next <= last;) {
+      const to = Math.min(last, next + READ_BATCH_ENTRIES - 1);
+      const batch = await getLogsWithin(stores.logStore, next, to, batchBytes);
+      if (batch.length === 0 || batch[0].index !== next) {
+        throw new CorruptionError(
+          `log store returned ${
+            batch.length === 0 ? "nothing" : `entries from ${batch[0].index}`
+          } for ${next}..${to}; expected entries from ${next} (stored log ${first}..${last})`,
+        );
+      }
+      builder.add(batch);
+      next = batch[batch.length - 1].index + 1;
     }
   }
-  return { hardState, snapshot, entries, lastIndex: last };
+  return { hardState, snapshot, log: builder.finish(), lastIndex: last };
+}
+
+/** Entries read at most per batch when loading the stored log (with a byte budget too). */
+const READ_BATCH_ENTRIES = 4096;
+/** Bytes read at most per batch when loading the stored log. */
+const DEFAULT_READ_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** How {@linkcode loadStoredState} reads the log. */
+export interface StoredLogReadOptions {
+  /** Bytes of the newest entries to keep in memory (the node's log cache). Default: all. */
+  keepBytes?: number;
+  /** Bytes of entry data read at most per batch. Default 4 MiB. */
+  batchBytes?: number;
 }
 
 /**
@@ -156,8 +173,13 @@ export async function recoverCluster<R>(
   let term = snapshot?.meta.term ?? 0;
   const first = await stores.logStore.firstIndex();
   const last = await stores.logStore.lastIndex();
-  for (let i = Math.max(first, index + 1); i <= last && last > 0; i += 1024) {
-    const batch = await stores.logStore.getLogs(i, Math.min(last, i + 1023));
+  for (let i = Math.max(first, index + 1); i <= last && last > 0;) {
+    const to = Math.min(last, i + READ_BATCH_ENTRIES - 1);
+    const batch = await getLogsWithin(stores.logStore, i, to, DEFAULT_READ_BATCH_BYTES);
+    if (batch.length === 0 || batch[0].index !== i) {
+      throw new CorruptionError(`log store returned no entry ${i} of its log ${first}..${last}`);
+    }
+    i = batch[batch.length - 1].index + 1;
     for (const e of batch) {
       if (e.type === EntryType.Normal) fsm.apply({ index: e.index, term: e.term, data: e.data });
       index = e.index;

@@ -54,6 +54,10 @@ export function coreOptionsFor(
       catchupMargin: config.catchupMargin,
       autoPromoteNonvoters: config.autoPromoteNonvoters,
       maxApplyBatch: config.maxApplyBatch,
+      maxCacheBytes: config.logCacheBytes,
+      // What waits for the FSM is bounded like one append: a slow or blocked
+      // FSM (a snapshot being restored) holds back the rest in the log.
+      maxApplyBytes: config.maxAppendBytes,
       random: config.random,
     },
   };

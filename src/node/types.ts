@@ -116,4 +116,12 @@ export interface RaftStats {
   snapshotsTaken: number;
   /** Snapshots installed from a leader. */
   snapshotsInstalled: number;
+  /** Log entries held in memory (not yet durable, or in the log cache). */
+  logEntriesInMemory: number;
+  /** Their bytes as the log cache counts them (data plus a fixed overhead each). */
+  logBytesInMemory: number;
+  /** Reads of older log entries from the log store (for lagging followers or the FSM). */
+  logReads: number;
+  /** Entries those reads returned. */
+  logEntriesRead: number;
 }

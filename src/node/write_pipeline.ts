@@ -312,8 +312,9 @@ export class WritePipeline {
     const first = await this.withStorageTimeout(this.#logStore.firstIndex(), "log read");
     const upTo = Math.min(index, this.#storedLastIndex, core.appliedIndex);
     if (first === 0 || upTo < first) return;
-    await this.withStorageTimeout(this.#logStore.deleteRange(first, upTo), "log compaction");
+    // The core first: it must not ask to read back entries the store is deleting.
     core.compact(Math.min(upTo, core.snapshotMeta?.index ?? 0));
+    await this.withStorageTimeout(this.#logStore.deleteRange(first, upTo), "log compaction");
     this.#node.log.debug("log compacted up to {index}", { index: upTo });
   }
 }

@@ -39,7 +39,8 @@ import { describeValue } from "../describe_value.ts";
 
 const MIB = 1024 * 1024;
 const DEFAULT_SEGMENT_BYTES = 64 * MIB;
-const DEFAULT_CACHE_ENTRIES = 4096;
+/** Off: a Raft node caches recent entries itself (`Config.logCacheBytes`); a cache here would hold them twice. */
+const DEFAULT_CACHE_ENTRIES = 0;
 /** Batches waiting behind a write are merged up to this many bytes. */
 const MAX_GROUP_BYTES = 16 * MIB;
 /** Segments are addressed with u32 offsets. */
@@ -69,7 +70,12 @@ export interface FileLogStoreOptions {
    * segment can exceed it by one batch.
    */
   segmentBytes?: number;
-  /** How many of the newest entries are kept in memory (default 4096, 0 disables). */
+  /**
+   * How many of the newest entries to keep in memory for reads (default 0:
+   * none). A Raft node already keeps recent entries itself
+   * (`Config.logCacheBytes`) and reads this store only for older ones, so a
+   * cache here would mostly hold the same entries a second time.
+   */
   cacheEntries?: number;
   /** Where warnings go (default the LogTape category `["raftd", "storage"]`). */
   logger?: Logger;
@@ -344,7 +350,10 @@ export class FileLogStore implements LogStore {
   }
 
   /**
-   * Entries `from..to` inclusive that are stored, in order.
+   * Entries `from..to` inclusive that are stored, in order; with `maxBytes`,
+   * only the leading ones whose data fit in it (at least one). The budget is
+   * applied before reading (the offset index knows every record's size), so
+   * one read is never larger than it.
    *
    * @throws {CorruptionError} When a record on disk fails its checksum.
    *
@@ -361,12 +370,13 @@ export class FileLogStore implements LogStore {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  getLogs(from: number, to: number): Promise<Entry[]> {
+  getLogs(from: number, to: number, maxBytes = Infinity): Promise<Entry[]> {
     if (this.#closed) return Promise.reject(new StorageError("the log store is closed"));
     if (this.#last === 0) return Promise.resolve([]);
     const lo = Math.max(Math.ceil(from), this.#first);
-    const hi = Math.min(Math.floor(to), this.#last);
+    let hi = Math.min(Math.floor(to), this.#last);
     if (!(lo <= hi)) return Promise.resolve([]);
+    if (maxBytes !== Infinity) hi = this.#lastWithin(lo, hi, maxBytes);
     // Take the cached part now: after an await the ring may have moved on.
     const cachedFrom = Math.max(lo, this.#cacheLo);
     const cached: Entry[] = [];
@@ -867,6 +877,22 @@ export class FileLogStore implements LogStore {
     seg.reader = undefined;
     this.#openReaders.delete(seg);
     if (r !== undefined) await r.then((h) => h.close(), () => {});
+  }
+
+  /** The last index of `lo..hi` (all stored) such that the data of `lo..` fit in `maxBytes` (at least `lo`). */
+  #lastWithin(lo: number, hi: number, maxBytes: number): number {
+    const segs = this.#segments;
+    let si = this.#findSegment(lo);
+    let bytes = 0;
+    for (let i = lo; i <= hi; i++) {
+      let seg = segs[si];
+      while (i >= seg.base + seg.count) seg = segs[++si];
+      const k = i - seg.base;
+      const end = k + 1 < seg.count ? seg.offsets[k + 1] : seg.size;
+      bytes += end - seg.offsets[k] - RECORD_HEADER_BYTES;
+      if (bytes > maxBytes && i > lo) return i - 1;
+    }
+    return hi;
   }
 
   /** Read `lo..hi` (all stored) from the segment files: one positioned read per segment. */

@@ -6,6 +6,7 @@
  */
 
 import type { Entry } from "../core/types.ts";
+import { countWithinBytes } from "./read_budget.ts";
 import type { LogStore } from "./types.ts";
 
 /**
@@ -90,7 +91,8 @@ export class MemoryLogStore implements LogStore {
   }
 
   /**
-   * Entries `from..to` inclusive that are stored.
+   * Entries `from..to` inclusive that are stored; with `maxBytes`, only the
+   * leading ones whose data fit in it (at least one).
    *
    * @example
    * ```ts
@@ -102,12 +104,15 @@ export class MemoryLogStore implements LogStore {
    * console.log((await log.getLogs(2, 9)).map((e) => e.index)); // [2, 3]
    * ```
    */
-  getLogs(from: number, to: number): Promise<Entry[]> {
+  getLogs(from: number, to: number, maxBytes = Infinity): Promise<Entry[]> {
     if (this.#count === 0) return Promise.resolve([]);
     const lo = Math.max(Math.ceil(from), this.#first);
-    const hi = Math.min(Math.floor(to), this.#last);
+    let hi = Math.min(Math.floor(to), this.#last);
     if (!(lo <= hi)) return Promise.resolve([]);
     const base = this.#head - this.#first;
+    if (maxBytes !== Infinity) {
+      hi = lo + countWithinBytes(this.#entries, base + lo, base + hi, maxBytes) - 1;
+    }
     return Promise.resolve(this.#entries.slice(base + lo, base + hi + 1));
   }
 

@@ -42,8 +42,13 @@ export interface LogStore {
   lastIndex(): Promise<number>;
   /** The entry at `index`, or undefined when it is not stored. */
   getLog(index: number): Promise<Entry | undefined>;
-  /** Entries `from..to` inclusive that are stored, in order. */
-  getLogs(from: number, to: number): Promise<Entry[]>;
+  /**
+   * Entries `from..to` inclusive that are stored, in order. With `maxBytes`,
+   * only the leading ones whose data add up to at most `maxBytes` (always at
+   * least one): the node reads old entries in batches bounded this way. A
+   * store that ignores `maxBytes` still works (the node trims what it gets).
+   */
+  getLogs(from: number, to: number, maxBytes?: number): Promise<Entry[]>;
   /**
    * Append a batch whose first index is `lastIndex() + 1` (or any index when
    * the store is empty). Resolves only once the batch is durable.

@@ -77,6 +77,14 @@ Deno.test("validation messages show the value with its type", () => {
       { maxAppendEntries: {} },
       /^TypeError: config\.maxAppendEntries must be a positive integer, got an object$/,
     ],
+    [
+      { logCacheBytes: -1 },
+      /^RangeError: config\.logCacheBytes must be a non-negative integer, got number -1$/,
+    ],
+    [
+      { logCacheBytes: Infinity },
+      /^RangeError: config\.logCacheBytes must be a non-negative integer, got number Infinity$/,
+    ],
     [{ preVote: "no" }, /^TypeError: config\.preVote must be a boolean, got string "no"$/],
     [{ random: 4 }, /^TypeError: config\.random must be a function, got number 4$/],
   ];

@@ -77,6 +77,32 @@ Deno.test("FileLogStore: round trip across segment boundaries, cache and disk", 
   }
 });
 
+Deno.test("FileLogStore: getLogs with a byte budget reads only what fits (at least one entry)", async () => {
+  for (const cacheEntries of [0, 64]) {
+    await withDir(async (dir) => {
+      const log = await FileLogStore.open(dir, { segmentBytes: 2048, cacheEntries });
+      await append(log, 1, 300, 9);
+      const readsBefore = log.stats.diskReads;
+      for (const [lo, hi, budget] of [[1, 300, 500], [40, 260, 1], [200, 300, 10_000], [5, 5, 0]]) {
+        const got = await log.getLogs(lo, hi, budget);
+        assert.ok(got.length >= 1, "always at least one entry");
+        got.forEach((e, k) => assert.ok(sameEntry(e, entryFor(SEED, lo + k))));
+        const bytes = got.reduce((n, e) => n + e.data.length, 0);
+        assert.ok(
+          got.length === 1 || bytes <= budget,
+          `${bytes} bytes read for a budget of ${budget}`,
+        );
+        // The next entry would not have fit.
+        if (lo + got.length <= hi) {
+          assert.ok(bytes + entryFor(SEED, lo + got.length).data.length > budget);
+        }
+      }
+      if (cacheEntries === 0) assert.ok(log.stats.diskReads > readsBefore);
+      await log.close();
+    });
+  }
+});
+
 Deno.test("FileLogStore: the first batch may start at any index", async () => {
   await withDir(async (dir) => {
     const log = await FileLogStore.open(dir, { segmentBytes: 4096 });

@@ -4,6 +4,9 @@ import { MemoryStableStore } from "../../src/storage/memory_stable_store.ts";
 import { MemorySnapshotStore } from "../../src/storage/memory_snapshot_store.ts";
 import { InvalidStateError, StorageError } from "../../src/errors.ts";
 import { entriesFor, entryFor, sameEntry } from "./_data.ts";
+import { getLogsWithin } from "../../src/storage/read_budget.ts";
+import type { LogStore } from "../../src/storage/types.ts";
+import { EntryType } from "../../src/core/types.ts";
 
 const SEED = 5;
 
@@ -74,4 +77,20 @@ Deno.test("MemorySnapshotStore: retain, order, chunks, cancel", async () => {
   await assert.rejects(sink.write(new Uint8Array(1)), InvalidStateError);
   assert.equal((await store.list()).length, 2);
   assert.throws(() => new MemorySnapshotStore({ retain: 0 }), RangeError);
+});
+
+Deno.test("MemoryLogStore.getLogs honours a byte budget; getLogsWithin trims stores that ignore it", async () => {
+  const store = new MemoryLogStore();
+  const data = new Uint8Array(100);
+  await store.storeLogs(
+    [1, 2, 3, 4, 5].map((index) => ({ index, term: 1, type: EntryType.Normal, data })),
+  );
+  assert.deepEqual((await store.getLogs(2, 5, 250)).map((e) => e.index), [2, 3]);
+  assert.deepEqual((await store.getLogs(2, 5, 0)).map((e) => e.index), [2]);
+  // A LogStore written before the budget existed returns the whole range.
+  const ignoring = {
+    ...store,
+    getLogs: (from: number, to: number) => store.getLogs(from, to),
+  } as unknown as LogStore;
+  assert.deepEqual((await getLogsWithin(ignoring, 1, 5, 350)).map((e) => e.index), [1, 2, 3]);
 });
