@@ -13,7 +13,14 @@
 
 import { runtimeName } from "./runtime.ts";
 import { denoFileSystem } from "./fs_deno.ts";
-import { nodeFileSystem } from "./fs_node.ts";
+
+/**
+ * The `node:fs` implementation, loaded only off Deno: on Deno, loading
+ * `node:fs` would start its Node.js compatibility layer for nothing.
+ */
+const nodeFileSystem: FileSystem | undefined = runtimeName === "deno"
+  ? undefined
+  : (await import("./fs_node.ts")).nodeFileSystem;
 
 /**
  * How to open a file; the flags of `open(2)`.
@@ -175,5 +182,5 @@ export interface FileSystem {
  * ```
  */
 export function defaultFileSystem(): FileSystem {
-  return runtimeName === "deno" ? denoFileSystem : nodeFileSystem;
+  return nodeFileSystem ?? denoFileSystem;
 }

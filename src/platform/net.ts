@@ -8,7 +8,15 @@
 
 import { runtimeName } from "./runtime.ts";
 import * as denoNet from "./net_deno.ts";
-import * as nodeNet from "./net_node.ts";
+
+/**
+ * The `node:` implementation, loaded only off Deno: on Deno, loading
+ * `node:net`/`node:tls` would start its Node.js compatibility layer (a few
+ * MB of memory) for nothing.
+ */
+const nodeNet: typeof import("./net_node.ts") | undefined = runtimeName === "deno"
+  ? undefined
+  : await import("./net_node.ts");
 
 /** A host and port. */
 export interface NetAddress {
@@ -58,8 +66,15 @@ export interface NetConn extends AsyncIterable<Uint8Array> {
   /** The peer's address. */
   readonly remoteAddr: NetAddress;
   /**
+   * Whether `read()` returns views of one buffer it reads into again: the
+   * bytes are then valid only until the next `read()`, and a caller copies
+   * what it keeps. Otherwise every chunk is a fresh buffer the caller owns.
+   */
+  readonly reusesReadBuffer: boolean;
+  /**
    * The next bytes received, or `null` at end of stream. Rejects when the
-   * connection failed. Only one read may be pending at a time.
+   * connection failed. Only one read may be pending at a time. See
+   * `reusesReadBuffer` for how long the bytes stay valid.
    */
   read(): Promise<Uint8Array | null>;
   /**
@@ -100,7 +115,7 @@ export interface NetListener extends AsyncIterable<NetConn> {
  * ```
  */
 export function listen(options: ListenOptions): Promise<NetListener> {
-  return runtimeName === "deno" ? denoNet.listen(options) : nodeNet.listen(options);
+  return nodeNet === undefined ? denoNet.listen(options) : nodeNet.listen(options);
 }
 
 /**
@@ -118,7 +133,7 @@ export function listen(options: ListenOptions): Promise<NetListener> {
  * ```
  */
 export function connect(options: ConnectOptions): Promise<NetConn> {
-  return runtimeName === "deno" ? denoNet.connect(options) : nodeNet.connect(options);
+  return nodeNet === undefined ? denoNet.connect(options) : nodeNet.connect(options);
 }
 
 /**

@@ -8,8 +8,10 @@
 
 import type { ConnectOptions, ListenOptions, NetAddress, NetConn, NetListener } from "./net.ts";
 
-// Reads go into a buffer handed to the caller when mostly full (no copy) and
-// copied out when small, so a tiny message never pins a large buffer.
+// Every read goes into one buffer per connection, reused (the caller copies
+// what it keeps): a new buffer per read would allocate up to a megabyte per
+// read, pinned by whatever views it, and freed only when V8 next collects it.
+// It grows while reads fill it, up to the maximum.
 const MIN_READ_BYTES = 64 * 1024;
 const MAX_READ_BYTES = 1024 * 1024;
 
@@ -22,6 +24,7 @@ function toAddress(addr: Deno.Addr): NetAddress {
 class DenoConn implements NetConn {
   readonly localAddr: NetAddress;
   readonly remoteAddr: NetAddress;
+  readonly reusesReadBuffer = true;
   #conn: Deno.Conn;
   #buf = new Uint8Array(MIN_READ_BYTES);
   #closed = false;
@@ -43,10 +46,10 @@ class DenoConn implements NetConn {
     }
     if (n === null) return null;
     const buf = this.#buf;
-    if (n < buf.length >>> 2) return buf.slice(0, n);
-    // Hand the buffer over; the next one grows when reads keep filling it.
-    const size = n === buf.length ? Math.min(buf.length * 2, MAX_READ_BYTES) : buf.length;
-    this.#buf = new Uint8Array(size);
+    if (n === buf.length && buf.length < MAX_READ_BYTES) {
+      // Full: the next read gets a bigger buffer (this one stays the caller's until then).
+      this.#buf = new Uint8Array(Math.min(buf.length * 2, MAX_READ_BYTES));
+    }
     return buf.subarray(0, n);
   }
 

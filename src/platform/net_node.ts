@@ -20,6 +20,8 @@ type Waiter<T> = { resolve: (value: T) => void; reject: (error: unknown) => void
 class NodeConn implements NetConn {
   readonly localAddr: NetAddress;
   readonly remoteAddr: NetAddress;
+  /** Every chunk is the buffer of one socket `data` event: fresh. */
+  readonly reusesReadBuffer = false;
   #socket: nodeNet.Socket;
   #chunks: Uint8Array[] = [];
   #head = 0;

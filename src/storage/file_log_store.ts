@@ -43,6 +43,12 @@ const DEFAULT_SEGMENT_BYTES = 64 * MIB;
 const DEFAULT_CACHE_ENTRIES = 0;
 /** Batches waiting behind a write are merged up to this many bytes. */
 const MAX_GROUP_BYTES = 16 * MIB;
+/**
+ * Writes up to this size reuse one buffer (grown as needed): a new buffer per
+ * write would be garbage the size of every write, freed only when V8 next
+ * collects it. Larger writes get a buffer of their own.
+ */
+const REUSED_WRITE_BUFFER_BYTES = 4 * MIB;
 /** Segments are addressed with u32 offsets. */
 const MAX_SEGMENT_FILE_BYTES = 0xffff_ffff;
 const SCAN_CHUNK_BYTES = 4 * MIB;
@@ -185,6 +191,7 @@ export class FileLogStore implements LogStore {
   #cacheLo = 1;
 
   readonly #ops: Op[] = [];
+  #writeBuffer = new Uint8Array(0);
   #running = false;
   #pumping: Promise<void> = Promise.resolve();
   #failed: StorageError | undefined;
@@ -596,7 +603,7 @@ export class FileLogStore implements LogStore {
         grown.set(seg.offsets.subarray(0, seg.count));
         seg.offsets = grown;
       }
-      const buf = new Uint8Array(bytes);
+      const buf = this.#writeBufferFor(bytes);
       let pos = 0;
       let slot = seg.count;
       for (const op of group) {
@@ -623,6 +630,20 @@ export class FileLogStore implements LogStore {
       return;
     }
     for (const op of group) op.resolve();
+  }
+
+  /** A buffer of exactly `bytes` for one write (valid until the next write starts). */
+  #writeBufferFor(bytes: number): Uint8Array {
+    if (bytes > REUSED_WRITE_BUFFER_BYTES) return new Uint8Array(bytes);
+    if (this.#writeBuffer.length < bytes) {
+      this.#writeBuffer = new Uint8Array(
+        Math.min(
+          REUSED_WRITE_BUFFER_BYTES,
+          Math.max(bytes, this.#writeBuffer.length * 2, 64 * 1024),
+        ),
+      );
+    }
+    return this.#writeBuffer.subarray(0, bytes);
   }
 
   #cacheAppend(group: AppendOp[], count: number, lo: number, newLast: number): void {

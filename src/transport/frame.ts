@@ -113,9 +113,12 @@ function join(parts: Uint8Array[], length: number): Uint8Array {
  * Feed chunks with {@linkcode FrameDecoder.push}, then call
  * {@linkcode FrameDecoder.next} until it returns `false`; after each `true`
  * the frame is in {@linkcode FrameDecoder.kind} and
- * {@linkcode FrameDecoder.payload}. The decoder keeps no per-frame objects:
- * a payload that lies whole within one chunk is a view of that chunk (no
- * copy), so callers must not reuse chunk buffers after pushing them. A
+ * {@linkcode FrameDecoder.payload}. A payload that lies whole within one
+ * chunk is copied out into a buffer of its exact size (`copyPayloads`, the
+ * default): chunks may be a connection's reused read buffer, and a large
+ * read buffer must not be pinned by a small message kept for long (log
+ * entries waiting to be applied). Without `copyPayloads` it is a view of the
+ * chunk, for chunks that are fresh buffers the caller owns. A
  * frame split across chunks is copied into a buffer of its size when that is
  * at most 1 MiB; a larger one is gathered as copies of the parts that
  * arrived and joined once complete, so a header announcing 64 MiB costs
@@ -164,8 +167,17 @@ export class FrameDecoder {
   #bodyFill = 0;
   #bodyKind = 0;
 
-  /** Creates a decoder accepting payloads up to `maxFrameBytes`. */
-  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+  #copyPayloads: boolean;
+
+  /**
+   * Creates a decoder accepting payloads up to `maxFrameBytes`;
+   * `copyPayloads` (default true) copies payloads out of their chunk.
+   */
+  constructor(
+    maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
+    options: { copyPayloads?: boolean } = {},
+  ) {
+    this.#copyPayloads = options.copyPayloads ?? true;
     if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < 0 || maxFrameBytes > 0xffffffff) {
       throw new RangeError(
         `maxFrameBytes must be an integer in [0, 2^32-1], got ${maxFrameBytes}`,
@@ -263,7 +275,9 @@ export class FrameDecoder {
 
     if (available >= length) {
       this.kind = kind;
-      this.payload = chunk.subarray(offset, offset + length);
+      this.payload = this.#copyPayloads
+        ? chunk.slice(offset, offset + length)
+        : chunk.subarray(offset, offset + length);
       this.#offset = offset + length;
       return true;
     }

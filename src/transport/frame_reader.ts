@@ -34,7 +34,7 @@ export class FrameReader {
   /** Creates a reader of `conn` accepting frames up to `maxFrameBytes`. */
   constructor(conn: NetConn, maxFrameBytes: number) {
     this.#conn = conn;
-    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.decoder = new FrameDecoder(maxFrameBytes, { copyPayloads: conn.reusesReadBuffer });
   }
 
   /** Kind of the frame returned by the last `next()`. */

@@ -86,13 +86,18 @@ Deno.test("frame: a stream cut into random pieces, including single bytes", () =
   }
 });
 
-Deno.test("frame: whole frames within a chunk are views, split ones are gathered", () => {
+Deno.test("frame: every payload is the caller's own exact-size buffer, never a view of a chunk", () => {
   const stream = concat([{ kind: 1, payload: [1, 2, 3] }, { kind: 2, payload: [4, 5, 6, 7] }]);
   const decoder = new FrameDecoder();
   decoder.push(stream.subarray(0, 15)); // ends inside the second payload
   assert.ok(decoder.next());
-  assert.equal(decoder.payload.buffer, stream.buffer);
+  const first = decoder.payload;
+  assert.notEqual(first.buffer, stream.buffer);
+  assert.equal(first.buffer.byteLength, 3);
   assert.equal(decoder.next(), false);
+  // The connection reuses its read buffer: the first payload must not change.
+  stream.fill(0, 0, 15);
+  assert.deepEqual([...first], [1, 2, 3]);
   decoder.push(stream.subarray(15));
   assert.ok(decoder.next());
   assert.notEqual(decoder.payload.buffer, stream.buffer);
@@ -119,4 +124,13 @@ Deno.test("frame: a header announcing more than the limit is a FrameTooLargeErro
 Deno.test("frame: invalid limits are RangeErrors", () => {
   assert.throws(() => new FrameDecoder(-1), RangeError);
   assert.throws(() => new FrameDecoder(2 ** 32), RangeError);
+});
+
+Deno.test("frame: without copyPayloads a frame within a chunk is a view of it (fresh chunks)", () => {
+  const stream = concat([{ kind: 1, payload: [1, 2, 3] }]);
+  const decoder = new FrameDecoder(1024, { copyPayloads: false });
+  decoder.push(stream);
+  assert.ok(decoder.next());
+  assert.equal(decoder.payload.buffer, stream.buffer);
+  assert.deepEqual([...decoder.payload], [1, 2, 3]);
 });
