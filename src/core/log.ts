@@ -68,9 +68,8 @@ export class RaftLog {
   #terms: TermIndex;
   #cacheBytes: number;
   #keepApplied = false;
-  // Entries firstInMemory..lastIndex live in #window[#head..].
-  #window: Array<Entry | undefined> = [];
-  #head = 0;
+  /** Entries firstInMemory..lastIndex, oldest first. */
+  #window = new EntryRing();
   #memFirst: number;
   #bytes = 0;
 
@@ -116,8 +115,8 @@ export class RaftLog {
         }, expected ${lastIndex}`,
       );
     }
-    this.#window = held.slice();
-    this.#head = 0;
+    this.#window.clear();
+    for (const e of held) this.#window.push(e);
     this.#memFirst = lastIndex + 1 - held.length;
     this.#bytes = 0;
     for (const e of held) this.#bytes += entryBytes(e);
@@ -158,7 +157,7 @@ export class RaftLog {
 
   /** Entries held in memory. */
   get heldEntries(): number {
-    return this.#window.length - this.#head;
+    return this.#window.length;
   }
 
   /** Bytes of the entries held in memory, as {@linkcode entryBytes} counts them. */
@@ -189,7 +188,7 @@ export class RaftLog {
   /** The entry at `index`, if held in memory. */
   entry(index: number): Entry | undefined {
     if (index < this.#memFirst || index > this.#terms.lastIndex) return undefined;
-    return this.#window[this.#head + index - this.#memFirst];
+    return this.#window.at(index - this.#memFirst);
   }
 
   /** Whether the entry at `index` has term `term`. */
@@ -220,16 +219,15 @@ export class RaftLog {
     if (first <= last) {
       this.#terms.truncateAfter(first - 1);
       if (first <= this.#memFirst) {
-        this.#window = [];
-        this.#head = 0;
+        this.#window.clear();
         this.#memFirst = first;
         this.#bytes = 0;
       } else {
-        const keep = this.#head + first - this.#memFirst;
+        const keep = first - this.#memFirst;
         for (let k = keep; k < this.#window.length; k++) {
-          this.#bytes -= entryBytes(this.#window[k]!);
+          this.#bytes -= entryBytes(this.#window.at(k));
         }
-        this.#window.length = keep;
+        this.#window.truncate(keep);
       }
       if (this.stableIndex >= first) this.stableIndex = first - 1;
     }
@@ -239,6 +237,7 @@ export class RaftLog {
       this.#window.push(e);
       this.#bytes += entryBytes(e);
     }
+    this.evict();
   }
 
   /**
@@ -269,17 +268,13 @@ export class RaftLog {
     if (lo < this.#memFirst) {
       throw new RangeError(`slice from ${lo} below the entries held in memory (${this.#memFirst})`);
     }
-    const end = Math.min(hi, this.lastIndex() + 1, lo + maxEntries);
-    const out: Entry[] = [];
+    let end = Math.min(hi, this.lastIndex() + 1, lo + maxEntries);
     let bytes = 0;
-    const base = this.#head - this.#memFirst;
     for (let i = lo; i < end; i++) {
-      const e = this.#window[base + i]!;
-      bytes += e.data.byteLength;
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(e);
+      bytes += this.#window.at(i - this.#memFirst).data.byteLength;
+      if (i > lo && bytes > maxBytes) end = i;
     }
-    return out;
+    return this.#copy(lo, end);
   }
 
   /**
@@ -314,7 +309,7 @@ export class RaftLog {
     const last = this.lastIndex();
     if (from > last) return [];
     this.unstableFrom = last + 1;
-    return this.#window.slice(this.#head + from - this.#memFirst) as Entry[];
+    return this.#window.toArray(from - this.#memFirst);
   }
 
   /** Whether entries await persistence. */
@@ -345,16 +340,14 @@ export class RaftLog {
     const from = this.applied + 1;
     const to = Math.min(this.committed, from + max - 1);
     if (to < from || from < this.#memFirst) return [];
-    const out: Entry[] = [];
+    let end = to + 1;
     let bytes = 0;
-    const base = this.#head - this.#memFirst;
-    for (let i = from; i <= to; i++) {
-      const e = this.#window[base + i]!;
-      bytes += entryBytes(e);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(e);
+    for (let i = from; i < end; i++) {
+      bytes += entryBytes(this.#window.at(i - this.#memFirst));
+      if (i > from && bytes > maxBytes) end = i;
     }
-    this.applied = from + out.length - 1;
+    const out = this.#copy(from, end);
+    this.applied = end - 1;
     this.evict();
     return out;
   }
@@ -369,6 +362,13 @@ export class RaftLog {
     this.evict();
   }
 
+  /** Entries `lo .. end-1` (held in memory) as a new array. */
+  #copy(lo: number, end: number): Entry[] {
+    const out = new Array<Entry>(end - lo);
+    for (let i = lo; i < end; i++) out[i - lo] = this.#window.at(i - this.#memFirst);
+    return out;
+  }
+
   /** Whether committed entries await application. */
   hasCommitted(): boolean {
     return this.committed > this.applied;
@@ -381,19 +381,13 @@ export class RaftLog {
    */
   evict(): void {
     const limit = Math.min(this.stableIndex, this.lastIndex());
-    const window = this.#window;
     while (this.#memFirst <= limit) {
       const overBudget = this.#bytes > this.#cacheBytes;
       // An unbounded cache keeps everything (no reads from storage at all).
       const applied = this.#memFirst <= this.applied && this.#cacheBytes !== Infinity;
       if (!overBudget && (this.#keepApplied || !applied)) break;
-      this.#bytes -= entryBytes(window[this.#head]!);
-      window[this.#head++] = undefined;
+      this.#bytes -= entryBytes(this.#window.shift());
       this.#memFirst++;
-    }
-    if (this.#head > 1024 && this.#head * 2 > window.length) {
-      this.#window = window.slice(this.#head);
-      this.#head = 0;
     }
   }
 
@@ -406,8 +400,7 @@ export class RaftLog {
     if (limit <= this.prevIndex()) return;
     this.#terms.compactTo(limit);
     while (this.#memFirst <= limit) {
-      this.#bytes -= entryBytes(this.#window[this.#head]!);
-      this.#window[this.#head++] = undefined;
+      this.#bytes -= entryBytes(this.#window.shift());
       this.#memFirst++;
     }
     this.evict();
@@ -416,8 +409,7 @@ export class RaftLog {
   /** Replace the whole log by a snapshot's compaction point. */
   restore(index: number, term: number): void {
     this.#terms.reset(index, term);
-    this.#window = [];
-    this.#head = 0;
+    this.#window.clear();
     this.#memFirst = index + 1;
     this.#bytes = 0;
     this.committed = index;
@@ -426,3 +418,75 @@ export class RaftLog {
     this.unstableFrom = index + 1;
   }
 }
+
+/**
+ * The entries held in memory: a ring that grows by doubling and shrinks when
+ * mostly empty, so pushing at one end and dropping at the other allocates
+ * nothing in a steady state.
+ */
+class EntryRing {
+  #slots: Array<Entry | undefined> = new Array(MIN_RING);
+  #start = 0;
+  #count = 0;
+
+  get length(): number {
+    return this.#count;
+  }
+
+  /** The `k`-th entry from the oldest (`0 <= k < length`). */
+  at(k: number): Entry {
+    return this.#slots[(this.#start + k) & (this.#slots.length - 1)]!;
+  }
+
+  push(e: Entry): void {
+    if (this.#count === this.#slots.length) this.#resize(this.#slots.length * 2);
+    this.#slots[(this.#start + this.#count) & (this.#slots.length - 1)] = e;
+    this.#count++;
+  }
+
+  /** Remove and return the oldest entry (the ring is not empty). */
+  shift(): Entry {
+    const slots = this.#slots;
+    const e = slots[this.#start]!;
+    slots[this.#start] = undefined;
+    this.#start = (this.#start + 1) & (slots.length - 1);
+    this.#count--;
+    if (slots.length > SHRINK_RING_ABOVE && this.#count * 8 < slots.length) {
+      this.#resize(slots.length / 2);
+    }
+    return e;
+  }
+
+  /** Keep the oldest `n` entries. */
+  truncate(n: number): void {
+    while (this.#count > n) {
+      this.#count--;
+      this.#slots[(this.#start + this.#count) & (this.#slots.length - 1)] = undefined;
+    }
+  }
+
+  clear(): void {
+    this.#slots = new Array(MIN_RING);
+    this.#start = 0;
+    this.#count = 0;
+  }
+
+  /** The entries from the `k`-th on, oldest first, as a new array. */
+  toArray(k: number): Entry[] {
+    const out = new Array<Entry>(this.#count - k);
+    for (let j = 0; j < out.length; j++) out[j] = this.at(k + j);
+    return out;
+  }
+
+  #resize(capacity: number): void {
+    const slots = new Array<Entry | undefined>(capacity);
+    for (let k = 0; k < this.#count; k++) slots[k] = this.at(k);
+    this.#slots = slots;
+    this.#start = 0;
+  }
+}
+
+/** Ring capacities are powers of two from here. */
+const MIN_RING = 16;
+/** A ring this large shrinks once it is less than an eighth full. */
+const SHRINK_RING_ABOVE = 1024;

@@ -1461,7 +1461,8 @@ export class RaftCore {
             `safety violation: entry ${conflict} conflicts with committed index ${log.committed}`,
           );
         }
-        this.#appendLocal(m.entries.slice(conflict - m.entries[0].index));
+        const skip = conflict - m.entries[0].index;
+        this.#appendLocal(skip === 0 ? m.entries : m.entries.slice(skip));
       }
       log.commitTo(Math.min(m.commit, lastNew));
       this.#send(this.#appendResp(m.from, true, lastNew), true);

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { ENTRY_OVERHEAD_BYTES, RaftLog } from "../../src/core/log.ts";
 import { type Entry, EntryType } from "../../src/core/types.ts";
+import fc from "fast-check";
 import { Cluster, payload } from "./harness.ts";
 
 const SMALL_CACHE = { maxCacheBytes: 10 * (16 + ENTRY_OVERHEAD_BYTES) }; // ~10 entries
@@ -203,4 +204,86 @@ Deno.test("an apply load answered after a snapshot install is dropped, nothing a
   c.tick(10);
   assert.equal(n3.appliedIndex, c.node("n1").appliedIndex);
   assert.deepEqual(n3.applied.slice(-30), c.node("n1").applied.slice(-30));
+});
+
+Deno.test("RaftLog: the entries in memory are always the newest, contiguous, within budget once durable", () => {
+  const opArb = fc.oneof(
+    fc.record({
+      kind: fc.constant("append" as const),
+      back: fc.nat({ max: 6 }),
+      count: fc.integer({ min: 1, max: 40 }),
+    }),
+    fc.record({ kind: fc.constant("persist" as const) }),
+    fc.record({ kind: fc.constant("commit" as const), ahead: fc.nat({ max: 30 }) }),
+    fc.record({ kind: fc.constant("apply" as const), max: fc.integer({ min: 1, max: 30 }) }),
+    fc.record({ kind: fc.constant("compact" as const), back: fc.nat({ max: 10 }) }),
+    fc.record({ kind: fc.constant("lead" as const), keep: fc.boolean() }),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(opArb, { maxLength: 80 }),
+      fc.integer({ min: 0, max: 3000 }),
+      (ops, cache) => {
+        const log = new RaftLog(0, 0, cache);
+        let term = 1;
+        for (const op of ops) {
+          if (op.kind === "append") {
+            const first = Math.max(log.committed + 1, log.lastIndex() + 1 - op.back);
+            term++;
+            log.append(Array.from({ length: op.count }, (_, k) => entry(first + k, term)));
+          } else if (op.kind === "persist") {
+            const unstable = log.takeUnstable();
+            if (unstable.length > 0) log.stableTo(unstable.at(-1)!.index, unstable.at(-1)!.term);
+          } else if (op.kind === "commit") {
+            log.commitTo(Math.min(log.stableIndex, log.committed + op.ahead));
+          } else if (op.kind === "apply") {
+            if (log.nextCommittedInMemory()) log.takeCommitted(op.max);
+            else if (log.hasCommitted()) {
+              log.handedOut(
+                Math.min(log.committed, log.applied + op.max),
+              );
+            }
+          } else if (op.kind === "compact") {
+            log.compact(log.applied - op.back);
+          } else {
+            log.keepApplied = op.keep;
+          }
+          const lo = log.firstInMemory();
+          assert.ok(lo >= log.firstIndex() && lo <= log.stableIndex + 1, `window starts at ${lo}`);
+          let bytes = 0;
+          for (let i = lo; i <= log.lastIndex(); i++) {
+            const e = log.entry(i);
+            assert.ok(e !== undefined && e.index === i && e.term === log.term(i), `entry ${i}`);
+            bytes += e.data.byteLength + ENTRY_OVERHEAD_BYTES;
+          }
+          assert.equal(log.entry(lo - 1), undefined);
+          assert.equal(log.heldBytes, bytes);
+          assert.equal(log.heldEntries, log.lastIndex() - lo + 1);
+          // Over budget only when everything held is not yet durable.
+          if (bytes > cache) assert.ok(lo > log.stableIndex, `${bytes} bytes held, cache ${cache}`);
+        }
+      },
+    ),
+  );
+});
+
+Deno.test("RaftLog: a window that grew large and drained shrinks and still wraps correctly", () => {
+  const log = new RaftLog(0, 0, 0);
+  let next = 1;
+  for (let round = 1; round <= 3; round++) {
+    const batch = Array.from({ length: 5000 }, (_, k) => entry(next + k, round));
+    log.append(batch);
+    next += batch.length;
+    for (let i = log.firstInMemory(); i <= log.lastIndex(); i += 997) {
+      assert.equal(log.entry(i)?.index, i);
+    }
+    const unstable = log.takeUnstable();
+    assert.equal(unstable.length, 5000);
+    // Durable bit by bit: the ring drains from the front while it wraps.
+    for (let k = 99; k < unstable.length; k += 100) log.stableTo(unstable[k].index, round);
+    assert.equal(log.heldEntries, 0);
+    assert.equal(log.firstInMemory(), next);
+  }
+  log.append([entry(next, 4)]);
+  assert.equal(log.entry(next)?.term, 4);
 });
