@@ -232,7 +232,9 @@ export class RaftLog {
       if (this.stableIndex >= first) this.stableIndex = first - 1;
     }
     if (first < this.unstableFrom) this.unstableFrom = first;
-    for (const e of entries) {
+    // Indexed loops on the per-entry paths: no iterator objects.
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
       this.#terms.append(e.index, e.term);
       this.#window.push(e);
       this.#bytes += entryBytes(e);
@@ -245,7 +247,8 @@ export class RaftLog {
    * which is new; 0 when every entry is already present.
    */
   findConflict(entries: readonly Entry[]): number {
-    for (const e of entries) {
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
       if (!this.matchTerm(e.index, e.term)) return e.index;
     }
     return 0;

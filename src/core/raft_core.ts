@@ -1069,7 +1069,7 @@ export class RaftCore {
     }
     if (out.length > 0 && room !== Infinity) {
       let bytes = 0;
-      for (const e of out) bytes += entryBytes(e);
+      for (let k = 0; k < out.length; k++) bytes += entryBytes(out[k]);
       this.#applyInFlight.push(out[out.length - 1].index, bytes);
       this.#applyInFlightBytes += bytes;
     }
@@ -1544,7 +1544,8 @@ export class RaftCore {
       }
     }
     this.#log.append(entries);
-    for (const e of entries) {
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
       if (e.type === EntryType.Configuration) {
         this.#configs.push({ index: e.index, configuration: decodeConfiguration(e.data) });
         if (this.#state === "leader") this.#syncProgress();

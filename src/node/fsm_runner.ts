@@ -217,40 +217,9 @@ export class FsmRunner<R> {
   #apply(entries: Entry[]): boolean {
     if (entries.length === 0) return true;
     const start = this.#clock.now();
-    const fsm = this.#fsm;
-    let batch: FSMEntry[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
-      let results: R[];
-      if (fsm.applyBatch) {
-        results = fsm.applyBatch(batch);
-      } else {
-        results = new Array(batch.length);
-        for (let i = 0; i < batch.length; i++) results[i] = fsm.apply(batch[i]);
-      }
-      for (let i = 0; i < batch.length; i++) {
-        this.#hooks.settle(batch[i].index, batch[i].term, results[i]);
-      }
-      batch = [];
-    };
     try {
-      for (const e of entries) {
-        if (e.index <= this.#appliedIndex) continue;
-        if (e.type === EntryType.Normal) {
-          batch.push(e); // an Entry is an FSMEntry: no copy on the hot path
-        } else {
-          flush();
-          if (e.type === EntryType.Configuration) {
-            this.#appliedConfiguration = {
-              index: e.index,
-              configuration: decodeConfiguration(e.data),
-            };
-          }
-          this.#hooks.settle(e.index, e.term, undefined);
-        }
-        this.#appliedIndex = e.index;
-      }
-      flush();
+      if (this.#fsm.applyBatch) this.#applyBatches(entries);
+      else this.#applyEach(entries);
     } catch (e) {
       this.#log.debug("the FSM threw while applying: {error}", { error: String(e) });
       this.#hooks.fail(e as Error, "applying to the FSM");
@@ -258,5 +227,55 @@ export class FsmRunner<R> {
     }
     this.#applySeconds.observe((this.#clock.now() - start) / 1000);
     return true;
+  }
+
+  /** One `apply` per entry, settled as it goes: nothing allocated per entry. */
+  #applyEach(entries: Entry[]): void {
+    const fsm = this.#fsm;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
+      if (e.index <= this.#appliedIndex) continue;
+      // An Entry is an FSMEntry: no copy on the hot path.
+      const response = e.type === EntryType.Normal ? fsm.apply(e) : this.#applyInternal(e);
+      this.#appliedIndex = e.index;
+      this.#hooks.settle(e.index, e.term, response);
+    }
+  }
+
+  /** Runs of Normal entries go to `applyBatch` together; the others are taken care of here. */
+  #applyBatches(entries: Entry[]): void {
+    const fsm = this.#fsm as Required<FSM<R>>;
+    let k = 0;
+    while (k < entries.length) {
+      const e = entries[k];
+      if (e.index <= this.#appliedIndex) {
+        k++;
+        continue;
+      }
+      if (e.type !== EntryType.Normal) {
+        const response = this.#applyInternal(e);
+        this.#appliedIndex = e.index;
+        this.#hooks.settle(e.index, e.term, response);
+        k++;
+        continue;
+      }
+      let end = k + 1;
+      while (end < entries.length && entries[end].type === EntryType.Normal) end++;
+      const batch: FSMEntry[] = k === 0 && end === entries.length ? entries : entries.slice(k, end);
+      const results = fsm.applyBatch(batch);
+      this.#appliedIndex = entries[end - 1].index;
+      for (let j = 0; j < batch.length; j++) {
+        this.#hooks.settle(batch[j].index, batch[j].term, results[j]);
+      }
+      k = end;
+    }
+  }
+
+  /** A noop or configuration entry: the FSM never sees it. */
+  #applyInternal(e: Entry): undefined {
+    if (e.type === EntryType.Configuration) {
+      this.#appliedConfiguration = { index: e.index, configuration: decodeConfiguration(e.data) };
+    }
+    return undefined;
   }
 }

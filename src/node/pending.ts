@@ -16,6 +16,7 @@ import {
 import type { HistogramRecorder } from "../metrics.ts";
 import type { ApplyResult, OperationOptions } from "../raft.ts";
 import type { Clock } from "./clock.ts";
+import { IndexQueue } from "./index_queue.ts";
 import { deferred } from "../deferred.ts";
 
 /** When an operation gives up: `at` on `clock.now()` (Infinity: never), after `ms` it was given. */
@@ -137,7 +138,8 @@ export class PendingOperations {
   #commitSeconds: HistogramRecorder;
   #commitIndex: () => number;
   #lease: ReadLease;
-  #applies = new Map<number, PendingApply>();
+  /** By log index: a queue, not a Map (proposals come and go in index order). */
+  #applies = new IndexQueue<PendingApply>();
   #reads = new Map<number, PendingRead>();
   #readsAwaitingApply: PendingRead[] = [];
   #transfers: TransferWaiter[] = [];

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Decoder } from "@msgpack/msgpack";
 import { MAX_INDEX, MAX_TERM } from "../core/limits.ts";
 import { decodeConfiguration } from "../core/membership.ts";
 import {
@@ -40,6 +40,7 @@ import {
   type Suffrage,
 } from "../core/types.ts";
 import { ProtocolError } from "./errors.ts";
+import { MsgpackWriter } from "./msgpack_writer.ts";
 
 /**
  * Wire protocol version spoken by this codec and the TCP transport's
@@ -71,12 +72,11 @@ export const MESSAGE_TYPE_CODES: Readonly<Record<Message["type"], number>> = Obj
 const SUFFRAGE_CODES: Readonly<Record<Suffrage, number>> = { voter: 0, nonvoter: 1, staging: 2 };
 const SUFFRAGES: readonly Suffrage[] = ["voter", "nonvoter", "staging"];
 
-// One encoder for the whole process: its buffer is reused by every message.
+// One writer for the whole process: its buffer is reused by every message.
 // After an unusually large message it is replaced so the big buffer can be freed.
 const ENCODER_BUFFER_BYTES = 64 * 1024;
 const ENCODER_SHRINK_AFTER_BYTES = 4 * 1024 * 1024;
-let encoder = new Encoder({ initialBufferSize: ENCODER_BUFFER_BYTES });
-let lastEncodedBytes = 0;
+let writer = new MsgpackWriter(ENCODER_BUFFER_BYTES);
 
 // Limits keep garbage from making the decoder allocate much before it fails.
 const MAX_ID_LENGTH = 1024;
@@ -87,87 +87,71 @@ const decoder = new Decoder({
   keyDecoder: null,
 });
 
-function toWire(message: Message): unknown[] {
+/** Write `message` (see the module docs for the layout). */
+function writeMessage(w: MsgpackWriter, message: Message): void {
   switch (message.type) {
     case "vote":
-      return [
-        1,
-        message.term,
-        message.from,
-        message.to,
-        message.lastLogIndex,
-        message.lastLogTerm,
-        message.preVote === true,
-        message.leadershipTransfer === true,
-      ];
+      head(w, 8, 1, message);
+      w.number(message.lastLogIndex);
+      w.number(message.lastLogTerm);
+      w.boolean(message.preVote === true);
+      w.boolean(message.leadershipTransfer === true);
+      return;
     case "vote_resp":
-      return [
-        2,
-        message.term,
-        message.from,
-        message.to,
-        message.granted === true,
-        message.preVote === true,
-      ];
+      head(w, 6, 2, message);
+      w.boolean(message.granted === true);
+      w.boolean(message.preVote === true);
+      return;
     case "append": {
+      head(w, 8, 3, message);
+      w.number(message.prevIndex);
+      w.number(message.prevTerm);
+      w.number(message.commit);
       const entries = message.entries;
-      const flat = new Array<unknown>(entries.length * 4);
-      for (let i = 0, j = 0; i < entries.length; i++, j += 4) {
+      w.arrayHeader(entries.length * 4);
+      for (let i = 0; i < entries.length; i++) {
         const e = entries[i];
-        flat[j] = e.index;
-        flat[j + 1] = e.term;
-        flat[j + 2] = e.type;
-        flat[j + 3] = e.data;
+        w.number(e.index);
+        w.number(e.term);
+        w.number(e.type);
+        w.binary(e.data);
       }
-      return [
-        3,
-        message.term,
-        message.from,
-        message.to,
-        message.prevIndex,
-        message.prevTerm,
-        message.commit,
-        flat,
-      ];
+      return;
     }
     case "append_resp":
-      return [
-        4,
-        message.term,
-        message.from,
-        message.to,
-        message.success === true,
-        message.index,
-        message.hintIndex,
-        message.hintTerm,
-      ];
+      head(w, 8, 4, message);
+      w.boolean(message.success === true);
+      w.number(message.index);
+      w.number(message.hintIndex);
+      w.number(message.hintTerm);
+      return;
     case "heartbeat":
-      return [5, message.term, message.from, message.to, message.commit, message.context];
+      head(w, 6, 5, message);
+      w.number(message.commit);
+      w.number(message.context);
+      return;
     case "heartbeat_resp":
-      return [6, message.term, message.from, message.to, message.context];
+      head(w, 5, 6, message);
+      w.number(message.context);
+      return;
     case "snapshot": {
+      head(w, 8, 7, message);
       const meta = message.meta;
+      w.number(meta.index);
+      w.number(meta.term);
+      w.number(meta.configurationIndex);
       const servers = meta.configuration.servers;
-      const flat = new Array<unknown>(servers.length * 3);
-      for (let i = 0, j = 0; i < servers.length; i++, j += 3) {
-        const s = servers[i];
-        flat[j] = s.id;
-        flat[j + 1] = s.address;
-        flat[j + 2] = SUFFRAGE_CODES[s.suffrage];
+      w.arrayHeader(servers.length * 3);
+      for (const s of servers) {
+        w.string(s.id);
+        w.string(s.address);
+        w.number(SUFFRAGE_CODES[s.suffrage]);
       }
-      return [
-        7,
-        message.term,
-        message.from,
-        message.to,
-        meta.index,
-        meta.term,
-        meta.configurationIndex,
-        flat,
-      ];
+      return;
     }
     case "timeout_now":
-      return [8, message.term, message.from, message.to];
+      head(w, 4, 8, message);
+      return;
     default:
       throw new TypeError(
         `cannot encode message: expected a known message type, got ${
@@ -175,6 +159,15 @@ function toWire(message: Message): unknown[] {
         }`,
       );
   }
+}
+
+/** The fields every message starts with: [code, term, from, to, ...`fields - 4` more]. */
+function head(w: MsgpackWriter, fields: number, code: number, m: Message): void {
+  w.arrayHeader(fields);
+  w.number(code);
+  w.number(m.term);
+  w.string(m.from);
+  w.string(m.to);
 }
 
 /**
@@ -191,12 +184,12 @@ function toWire(message: Message): unknown[] {
  * ```
  */
 export function encodeMessageShared(message: Message): Uint8Array {
-  if (lastEncodedBytes > ENCODER_SHRINK_AFTER_BYTES) {
-    encoder = new Encoder({ initialBufferSize: ENCODER_BUFFER_BYTES });
+  if (writer.capacity > ENCODER_SHRINK_AFTER_BYTES) {
+    writer = new MsgpackWriter(ENCODER_BUFFER_BYTES);
   }
-  const bytes = encoder.encodeSharedRef(toWire(message));
-  lastEncodedBytes = bytes.length;
-  return bytes;
+  writer.reset();
+  writeMessage(writer, message);
+  return writer.bytes();
 }
 
 /**
