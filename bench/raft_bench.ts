@@ -120,17 +120,39 @@ async function command(
   return await next(child);
 }
 
-function peakRssMb(pid: number): number {
+/** `VmHWM` (peak) or `VmRSS` (now) of a process, in MB (0 when unknown). */
+function rssMb(pid: number, field: "VmHWM" | "VmRSS" = "VmHWM"): number {
   try {
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = status.match(/VmHWM:\s+(\d+) kB/);
+    const m = status.match(new RegExp(`${field}:\\s+(\\d+) kB`));
     return m ? Math.round(Number(m[1]) / 1024) : 0;
   } catch {
     return 0;
   }
 }
 
+/**
+ * RSS of the runtime doing nothing (a one-line program that waits a second):
+ * the floor under every node's figure.
+ */
+async function idleRuntimeRssMb(): Promise<number> {
+  const status = runtime === "bun"
+    ? "require('fs').readFileSync('/proc/self/status', 'utf8')"
+    : "Deno.readTextFileSync('/proc/self/status')";
+  const program = `setTimeout(() => console.log(${status}.match(/VmRSS:\\s+(\\d+)/)[1]), 1000)`;
+  const file = await Deno.makeTempFile({ prefix: "raftd-bench-idle-", suffix: ".js" });
+  await Deno.writeTextFile(file, program);
+  const [cmd, ...args] = runtime === "bun"
+    ? [...(await bunCommand()), "run", file]
+    : [Deno.execPath(), "run", "-A", file];
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output()
+    .finally(() => Deno.remove(file));
+  const kb = Number(new TextDecoder().decode(out.stdout).trim());
+  return Number.isFinite(kb) && kb > 0 ? Math.round(kb / 1024) : 0;
+}
+
 async function runOnce(): Promise<void> {
+  const idleRss = await idleRuntimeRssMb();
   const root = await Deno.makeTempDir({ prefix: "raftd-bench-" });
   const children: Child[] = [];
   try {
@@ -143,9 +165,11 @@ async function runOnce(): Promise<void> {
     await command(leader, { cmd: "bootstrap" });
     await command(leader, { cmd: "add", id: "n2", address: f1.address });
     await command(leader, { cmd: "add", id: "n3", address: f2.address });
+    // The followers have started and caught up with the (tiny) log: their idle size.
+    const startRss = Math.max(rssMb(f1.process.pid, "VmRSS"), rssMb(f2.process.pid, "VmRSS"));
     const result = await command(leader, { cmd: "load", n, size, conc });
     if (values["cpu-prof"] !== undefined) await command(leader, { cmd: "exit" }).catch(() => {});
-    const rss = Math.max(peakRssMb(f1.process.pid), peakRssMb(f2.process.pid));
+    const rss = Math.max(rssMb(f1.process.pid), rssMb(f2.process.pid));
     if (values.verbose) {
       for (const c of [leader, f1, f2]) {
         console.error(JSON.stringify(await command(c, { cmd: "stats" })));
@@ -161,6 +185,8 @@ async function runOnce(): Promise<void> {
       p50_ms: result.p50_ms,
       p99_ms: result.p99_ms,
       follower_peak_rss_mb: rss,
+      follower_start_rss_mb: startRss,
+      runtime_idle_rss_mb: idleRss,
     }));
   } finally {
     for (const c of children) {
