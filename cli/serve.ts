@@ -92,12 +92,16 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "FILE",
     help: "PEM CA of the other members' API certificates (default: --http-tls-client-ca)",
   },
-  "tls-cert": { type: "string", arg: "FILE", help: "transport TLS: PEM certificate chain" },
-  "tls-key": { type: "string", arg: "FILE", help: "transport TLS: PEM private key" },
+  "tls-cert": {
+    type: "string",
+    arg: "FILE",
+    help: "Raft port TLS: PEM certificate chain, presented to peers both ways (needs --tls-ca)",
+  },
+  "tls-key": { type: "string", arg: "FILE", help: "Raft port TLS: PEM private key" },
   "tls-ca": {
     type: "string",
     arg: "FILE",
-    help: "transport TLS: PEM CA that peers' certificates chain to",
+    help: "Raft port TLS: PEM CA that must have signed every peer's certificate (mutual TLS)",
   },
   "max-key-bytes": {
     type: "string",
@@ -234,6 +238,13 @@ export async function serve(argv: string[]): Promise<number> {
   }
   if (str(p, "tls-ca") !== undefined && tlsCert === undefined) {
     throw new UsageError(`${COMMAND}: --tls-ca needs --tls-cert and --tls-key`);
+  }
+  if (tlsCert !== undefined && str(p, "tls-ca") === undefined) {
+    // TLS that does not check who dials would let any stranger in.
+    throw new UsageError(
+      `${COMMAND}: --tls-cert needs --tls-ca: peers are admitted only with a certificate ` +
+        "that CA signed (mutual TLS)",
+    );
   }
   // A private key others can read is refused like a key file or token.
   if (tlsKey !== undefined) await readSecret("--tls-key", tlsKey);

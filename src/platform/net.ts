@@ -32,12 +32,21 @@ export interface TlsListenOptions {
   certFile: string;
   /** Path of the PEM private key. */
   keyFile: string;
+  /**
+   * Path of a PEM CA: every client must present a certificate that chains to
+   * it (mutual TLS), or its handshake fails.
+   */
+  clientCaFile?: string;
 }
 
 /** TLS settings of an outgoing connection. */
 export interface TlsConnectOptions {
   /** Path of a PEM CA certificate trusted in addition to the system roots. */
   caFile?: string;
+  /** Path of a PEM certificate chain to present to the server (with `keyFile`). */
+  certFile?: string;
+  /** Path of the private key of `certFile`. */
+  keyFile?: string;
 }
 
 /** Options of {@linkcode listen}. */
@@ -115,7 +124,12 @@ export interface NetListener extends AsyncIterable<NetConn> {
  * ```
  */
 export function listen(options: ListenOptions): Promise<NetListener> {
-  return nodeNet === undefined ? denoNet.listen(options) : nodeNet.listen(options);
+  if (nodeNet !== undefined) return nodeNet.listen(options);
+  // Deno's own TLS listener cannot ask for client certificates; node:tls can, on Deno too.
+  if (options.tls?.clientCaFile !== undefined) {
+    return import("./net_node.ts").then((node) => node.listen(options));
+  }
+  return denoNet.listen(options);
 }
 
 /**

@@ -125,7 +125,9 @@ class DenoListener implements NetListener {
 }
 
 /**
- * Listens with `Deno.listen` (or `Deno.listenTls` when `tls` is given).
+ * Listens with `Deno.listen` (or `Deno.listenTls` when `tls` is given; client
+ * certificates, `tls.clientCaFile`, need `net_node.ts`: Deno's listener cannot
+ * request them, so it refuses the option rather than ignore it).
  *
  * @example
  * ```ts
@@ -139,6 +141,9 @@ export async function listen(options: ListenOptions): Promise<NetListener> {
   const { hostname, port, tls } = options;
   if (tls === undefined) {
     return new DenoListener(Deno.listen({ hostname, port, transport: "tcp" }));
+  }
+  if (tls.clientCaFile !== undefined) {
+    throw new TypeError("Deno.listenTls cannot require client certificates: use net_node.ts");
   }
   const [cert, key] = await Promise.all([
     Deno.readTextFile(tls.certFile),
@@ -165,9 +170,21 @@ export async function connect(options: ConnectOptions): Promise<NetConn> {
   if (tls === undefined) {
     return new DenoConn(await Deno.connect({ hostname, port, transport: "tcp", signal }));
   }
-  const caCerts = tls.caFile === undefined ? undefined : [await Deno.readTextFile(tls.caFile)];
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new TypeError("a client certificate needs both certFile and keyFile");
+  }
+  const [ca, cert, key] = await Promise.all(
+    [tls.caFile, tls.certFile, tls.keyFile].map((f) =>
+      f === undefined ? undefined : Deno.readTextFile(f)
+    ),
+  );
   signal?.throwIfAborted();
-  const conn = await Deno.connectTls({ hostname, port, caCerts });
+  const conn = await Deno.connectTls({
+    hostname,
+    port,
+    caCerts: ca === undefined ? undefined : [ca],
+    ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
+  });
   const abort = () => conn.close();
   signal?.addEventListener("abort", abort, { once: true });
   try {

@@ -1,7 +1,7 @@
 /**
  * The `node:net` / `node:tls` implementation of {@linkcode ./net.ts}, used on
- * Bun. Use it through `net.ts`, which picks the implementation for the
- * running runtime.
+ * Bun, and on Deno for TLS listeners that require client certificates. Use
+ * it through `net.ts`, which picks the implementation.
  *
  * @module
  */
@@ -209,8 +209,17 @@ export async function listen(options: ListenOptions): Promise<NetListener> {
   if (tls === undefined) {
     server = nodeNet.createServer();
   } else {
-    const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)]);
-    server = nodeTls.createServer({ cert, key });
+    const [cert, key, ca] = await Promise.all(
+      [tls.certFile, tls.keyFile, tls.clientCaFile].map((f) =>
+        f === undefined ? undefined : readFile(f)
+      ),
+    );
+    server = nodeTls.createServer({
+      cert,
+      key,
+      // Mutual TLS: a client without a certificate from this CA fails its handshake.
+      ...(ca !== undefined ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
+    });
   }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -243,14 +252,21 @@ export async function connect(options: ConnectOptions): Promise<NetConn> {
     socket = nodeNet.connect({ host: hostname, port });
     ready = "connect";
   } else {
+    if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+      throw new TypeError("a client certificate needs both certFile and keyFile");
+    }
     // `ca` replaces the default roots in node:tls; keep them, like Deno's caCerts.
     const ca = tls.caFile === undefined
       ? undefined
       : [...nodeTls.rootCertificates, await readFile(tls.caFile, "utf8")];
+    const [cert, key] = await Promise.all(
+      [tls.certFile, tls.keyFile].map((f) => f === undefined ? undefined : readFile(f)),
+    );
     socket = nodeTls.connect({
       host: hostname,
       port,
       ca,
+      ...(cert !== undefined ? { cert, key } : {}),
       servername: nodeNet.isIP(hostname) === 0 ? hostname : undefined,
     });
     ready = "secureConnect";

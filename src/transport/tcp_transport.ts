@@ -54,11 +54,17 @@ import { deferred } from "../deferred.ts";
 
 /** TLS settings of the TCP transport. */
 export interface TcpTransportTlsOptions {
-  /** PEM certificate chain presented to peers. */
+  /** PEM certificate chain presented to peers (as a server, and as a client with `caFile`). */
   certFile: string;
   /** PEM private key of that certificate. */
   keyFile: string;
-  /** PEM CA certificate that peers' certificates chain to (in addition to the system roots). */
+  /**
+   * PEM CA certificate that peers' certificates chain to. With it TLS is
+   * mutual: a dialer must present a certificate it signed (or its handshake
+   * fails), and presents ours when dialing; the server certificates it checks
+   * may also chain to the system roots. Without it only the server side is
+   * authenticated, against the system roots.
+   */
   caFile?: string;
 }
 
@@ -267,7 +273,13 @@ export class TcpTransport implements Transport {
     this.#log = log;
     this.#key = key;
     this.#cluster = options.cluster;
-    this.#tls = options.tls === undefined ? undefined : { caFile: options.tls.caFile };
+    // With a CA, peers authenticate both ways: we present our certificate too.
+    this.#tls = options.tls === undefined ? undefined : {
+      caFile: options.tls.caFile,
+      ...(options.tls.caFile !== undefined
+        ? { certFile: options.tls.certFile, keyFile: options.tls.keyFile }
+        : {}),
+    };
     this.#maxFrameBytes = positiveInteger(
       options.maxFrameBytes,
       "maxFrameBytes",
@@ -351,9 +363,11 @@ export class TcpTransport implements Transport {
       ? null
       : await importClusterKey(options.clusterKey);
     const log = options.logger ?? getLogger(["raftd", "transport"]);
-    const tls = options.tls === undefined
-      ? undefined
-      : { certFile: options.tls.certFile, keyFile: options.tls.keyFile };
+    const tls = options.tls === undefined ? undefined : {
+      certFile: options.tls.certFile,
+      keyFile: options.tls.keyFile,
+      clientCaFile: options.tls.caFile,
+    };
     let listener: NetListener;
     try {
       listener = await listen({ hostname, port, tls });

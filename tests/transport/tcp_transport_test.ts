@@ -551,6 +551,52 @@ Deno.test("tcp: TLS between transports, with messages and a snapshot", async () 
   await b.close();
 });
 
+Deno.test("tcp: with a CA, TLS is mutual: dialers without a certificate it signed are refused", async () => {
+  await withLogs(async (logs) => {
+    const fixture = (name: string) => new URL(name, FIXTURES).pathname;
+    const tls = {
+      certFile: fixture("node.pem"),
+      keyFile: fixture("node.key"),
+      caFile: fixture("ca.pem"),
+    };
+    const b = await open({ tls });
+    const inB = await startInbox(b);
+    // A peer with a certificate from the CA gets in.
+    const a = await open({ tls });
+    a.send(b.localAddress, hb("a", "b", 1));
+    await inB.wait(
+      () => inB.count("heartbeat", "a") === 1,
+      "a message from a peer with a certificate",
+    );
+    // One whose certificate the CA did not sign does not.
+    const stranger = await open({
+      tls: {
+        certFile: fixture("other.pem"),
+        keyFile: fixture("other.key"),
+        caFile: fixture("ca.pem"),
+      },
+    });
+    stranger.send(b.localAddress, hb("stranger", "b", 1));
+    // Nor does one presenting no certificate at all.
+    const bare = await Deno.connectTls({
+      ...parseAddress(b.localAddress),
+      caCerts: [await Deno.readTextFile(fixture("ca.pem"))],
+    });
+    await assert.rejects(async () => {
+      await bare.handshake();
+      await bare.write(new Uint8Array(1));
+      if ((await bare.read(new Uint8Array(8))) === null) throw new Error("closed");
+    });
+    bare.close();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(inB.count("heartbeat", "stranger"), 0, "nothing from the stranger");
+    await stranger.close();
+    await a.close();
+    await b.close();
+    void logs;
+  });
+});
+
 Deno.test("tcp: close resolves promptly with unreachable peers and transfers in flight", async () => {
   const a = await open();
   const b = await open();
