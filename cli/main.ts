@@ -10,6 +10,7 @@ import { runtimeName } from "../src/platform/runtime.ts";
 import { args, exit, isMainModule, writeStderr, writeStdout } from "../src/platform/process.ts";
 import { CliError, UsageError } from "./args.ts";
 import { demo } from "./demo.ts";
+import { joinToken } from "./join_token.ts";
 import { kv } from "./kv.ts";
 import { peers } from "./peers.ts";
 import { recover } from "./recover.ts";
@@ -31,6 +32,7 @@ Commands:
   snapshot          compact a node's log now; save|inspect|restore backups
   transfer-leader   hand leadership to another voter
   recover           rewrite a stopped node's configuration after losing quorum
+  join-token        print the token new servers join a secure cluster with
   kv                get|put|del|list keys
   demo              start a local 3-node cluster
 
@@ -48,6 +50,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   peers,
   snapshot,
   recover,
+  "join-token": joinToken,
   "transfer-leader": transferLeader,
   kv,
   demo: (argv) => demo(argv, import.meta.url),

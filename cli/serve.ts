@@ -69,12 +69,26 @@ const OPTIONS: Record<string, OptionSpec> = {
   "api-token-file": {
     type: "string",
     arg: "FILE",
-    help: "require Authorization: Bearer <token in FILE> on the API (all but /health)",
+    help: "require Authorization: Bearer <token in FILE> on the API (all but /health; " +
+      "default DIR/api.token when present)",
   },
   "cluster-key-file": {
     type: "string",
     arg: "FILE",
-    help: "shared secret every node of the cluster must know (transport handshake)",
+    help: "shared secret every node of the cluster must know (transport handshake; " +
+      "default DIR/cluster.key when present)",
+  },
+  "join-token": {
+    type: "string",
+    arg: "TOKEN",
+    help: "with --join: get the cluster key and API token from that member (the token " +
+      "is printed by the bootstrap that made them)",
+  },
+  "join-token-file": { type: "string", arg: "FILE", help: "like --join-token, read from FILE" },
+  insecure: {
+    type: "boolean",
+    help: "run without a cluster key or API token though --raft or --http is reachable " +
+      "from other hosts (anyone who reaches them can take the cluster over)",
   },
   "http-tls-cert": {
     type: "string",
@@ -171,16 +185,30 @@ const SERVE_HELP: string = helpText(
   OPTIONS,
 );
 
-async function readSecret(flag: string, file: string | undefined): Promise<string | undefined> {
+/**
+ * The trimmed text of secret file `file` given by `flag`, refused (as a
+ * {@linkcode CliError} naming `command`) when others can read it or it is empty.
+ *
+ * @example
+ * ```ts ignore
+ * import { readSecret } from "./serve.ts";
+ * const token = await readSecret("--api-token-file", "/etc/raftd/token");
+ * ```
+ */
+export async function readSecret(
+  flag: string,
+  file: string | undefined,
+  command: string = COMMAND,
+): Promise<string | undefined> {
   if (file === undefined) return undefined;
   let text: string;
   try {
     text = (await readSecretFile(file, flag)).trim();
   } catch (e) {
-    if (e instanceof ExposedSecretError) throw new CliError(`${COMMAND}: ${e.message}`);
-    throw new CliError(`${COMMAND}: cannot read ${flag} ${file}: ${(e as Error).message}`);
+    if (e instanceof ExposedSecretError) throw new CliError(`${command}: ${e.message}`);
+    throw new CliError(`${command}: cannot read ${flag} ${file}: ${(e as Error).message}`);
   }
-  if (text === "") throw new CliError(`${COMMAND}: ${flag} ${file} is empty`);
+  if (text === "") throw new CliError(`${command}: ${flag} ${file} is empty`);
   return text;
 }
 
@@ -227,6 +255,14 @@ export async function serve(argv: string[]): Promise<number> {
   }
   await setupLogging(COMMAND, str(p, "log-level") ?? "info", str(p, "log-format") ?? "text");
   const token = await readSecret("--api-token-file", str(p, "api-token-file"));
+  if (str(p, "join-token") !== undefined && str(p, "join-token-file") !== undefined) {
+    throw new UsageError(`${COMMAND}: --join-token and --join-token-file exclude each other`);
+  }
+  const joinToken = str(p, "join-token") ??
+    await readSecret("--join-token-file", str(p, "join-token-file"));
+  if (joinToken !== undefined && str(p, "join") === undefined) {
+    throw new UsageError(`${COMMAND}: --join-token needs --join URL (the member to ask)`);
+  }
   const clusterKeyText = await readSecret("--cluster-key-file", str(p, "cluster-key-file"));
   const clusterKey = clusterKeyText === undefined
     ? undefined
@@ -280,6 +316,8 @@ export async function serve(argv: string[]): Promise<number> {
       join: str(p, "join"),
       token,
       clusterKey,
+      joinToken,
+      insecure: bool(p, "insecure"),
       tls,
       httpTls,
       maxKeyBytes: ms("max-key-bytes"),
@@ -294,6 +332,15 @@ export async function serve(argv: string[]): Promise<number> {
     throw new CliError(`${COMMAND}: cannot start: ${msg}`);
   }
   const d = daemon;
+  if (d.joinToken !== undefined) {
+    writeStdout(
+      `${COMMAND}: made a cluster key and an API token in ${data} (cluster.key, api.token).\n` +
+        "Other servers join with:\n" +
+        `  raftd serve --id ID --raft HOST:PORT --http HOST:PORT --data DIR --join ${d.httpUrl} ` +
+        `--join-token ${d.joinToken}\n` +
+        `(raftd join-token --data ${data} prints the token again.)\n`,
+    );
+  }
   const off = onSignals(["SIGINT", "SIGTERM"], () => void d.stop());
   await d.stopped;
   off();

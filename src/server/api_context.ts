@@ -13,6 +13,7 @@ import type { KvFsm, KvResult } from "./kv_fsm.ts";
 import { type LeaderRef, unavailable } from "./errors.ts";
 import { FORWARDED_HEADER, type ForwardOptions, forwardRequest } from "./forward.ts";
 import type { HttpMetrics } from "./metrics.ts";
+import type { ClusterSecrets } from "./secrets.ts";
 
 /**
  * Everything a route handler needs.
@@ -48,6 +49,8 @@ export interface ApiContext {
   readonly fetch: typeof fetch;
   /** Where the node keeps its snapshots (backups stream from there), if the API may read it. */
   readonly snapshotStore: SnapshotStore | undefined;
+  /** The cluster key and API token, handed to servers joining with the join token. */
+  readonly secrets: ClusterSecrets;
 }
 
 /**

@@ -27,6 +27,17 @@ import { createApi } from "./http_api.ts";
 import { withCheckedSnapshots } from "./checked_snapshots.ts";
 import { KvFsm, type KvResult } from "./kv_fsm.ts";
 import { checkedKvSnapshot } from "./kv_snapshot.ts";
+import {
+  API_TOKEN_FILE,
+  CLUSTER_KEY_FILE,
+  type ClusterSecrets,
+  fetchJoinSecrets,
+  isLoopbackHost,
+  joinTokenFor,
+  loadSecrets,
+  randomSecret,
+  storeSecrets,
+} from "./secrets.ts";
 import { NodeIdentity } from "./node_identity.ts";
 import { checkNoUnfinishedRestore } from "./restore.ts";
 import { joinCluster, MemberRegistrar } from "./registrar.ts";
@@ -77,10 +88,29 @@ export interface DaemonOptions {
   bootstrap?: boolean;
   /** API base URL of a cluster node to join through. */
   join?: string;
-  /** When set the API requires `Authorization: Bearer <token>` (and joins send it). */
+  /**
+   * When set the API requires `Authorization: Bearer <token>` (and joins send
+   * it). Default: `DIR/api.token` when present.
+   */
   token?: string;
-  /** Shared cluster secret of the transport (every node must have the same). */
+  /**
+   * Shared cluster secret of the transport (every node must have the same).
+   * Default: `DIR/cluster.key` when present.
+   */
   clusterKey?: Uint8Array;
+  /**
+   * With `join`: get the cluster key and API token from the member joined
+   * through, proving this join token (printed by the bootstrap that made
+   * them), and keep them in the data directory.
+   */
+  joinToken?: string;
+  /**
+   * Run without a cluster key or an API token though the Raft port or the
+   * API is reachable from other hosts (bound to a non-loopback address).
+   * Without it such a node refuses to start, unless it bootstraps a new
+   * cluster, which then makes the missing secrets.
+   */
+  insecure?: boolean;
   /** TLS for the transport. */
   tls?: TcpTransportTlsOptions;
   /** HTTPS for the API, and how to reach other members' HTTPS APIs. */
@@ -153,6 +183,11 @@ export interface Daemon {
   readonly stopped: Promise<void>;
   /** Why the daemon stopped on its own (undefined after a requested stop). */
   readonly failure: string | undefined;
+  /**
+   * The join token, when this start made the cluster's secrets (a bootstrap
+   * reachable from other hosts): print it for the operator.
+   */
+  readonly joinToken: string | undefined;
 }
 
 function splitHostPort(addr: string, flag: string): { hostname: string; port: number } {
@@ -217,6 +252,82 @@ async function readHttpTls(
     // Our certificate doubles as the client certificate other members may ask for.
     client: { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert, key } : {}) },
   };
+}
+
+/**
+ * The cluster key and API token this server runs with: given, or stored in
+ * the data directory, or fetched with the join token, or made by a
+ * bootstrap that is reachable from other hosts. A server reachable from
+ * other hosts without both refuses to start unless `insecure`.
+ */
+async function resolveSecrets(
+  options: DaemonOptions,
+  bootstrap: boolean,
+  memberFetch: typeof fetch,
+): Promise<ClusterSecrets & { generated: boolean }> {
+  const stored = await loadSecrets(options.dataDir);
+  let clusterKey = options.clusterKey === undefined
+    ? stored.clusterKey
+    : new TextDecoder().decode(options.clusterKey);
+  let apiToken = options.token ?? stored.apiToken;
+  let generated = false;
+  if (options.joinToken !== undefined && clusterKey === undefined) {
+    if (options.join === undefined) throw new RangeError("--join-token needs --join");
+    log.info("asking {via} for the cluster's secrets with the join token", {
+      via: options.join,
+    });
+    const fetched = await fetchJoinSecrets(options.join, options.joinToken, options.id, {
+      fetch: memberFetch,
+    });
+    clusterKey = fetched.clusterKey;
+    apiToken ??= fetched.apiToken;
+    await storeSecrets(options.dataDir, { clusterKey, apiToken: fetched.apiToken });
+    log.info("got the cluster key and API token; kept in {dir}", { dir: options.dataDir });
+  }
+  const exposed = [options.raftAddress, options.httpAddress]
+    .map((a) => splitHostPort(a, "address").hostname)
+    .filter((host) => !isLoopbackHost(host));
+  if (exposed.length > 0 && (clusterKey === undefined || apiToken === undefined)) {
+    if (bootstrap && !options.insecure) {
+      const made = {
+        clusterKey: clusterKey ?? randomSecret(),
+        apiToken: apiToken ?? randomSecret(),
+      };
+      await storeSecrets(options.dataDir, {
+        clusterKey: clusterKey === undefined ? made.clusterKey : undefined,
+        apiToken: apiToken === undefined ? made.apiToken : undefined,
+      });
+      ({ clusterKey, apiToken } = made);
+      generated = true;
+      log.info("made a cluster key and an API token in {dir} ({key}, {token})", {
+        dir: options.dataDir,
+        key: CLUSTER_KEY_FILE,
+        token: API_TOKEN_FILE,
+      });
+    } else if (!options.insecure) {
+      const missing = [
+        clusterKey === undefined ? "no cluster key (--cluster-key-file)" : undefined,
+        apiToken === undefined ? "no API token (--api-token-file)" : undefined,
+      ].filter((m) => m !== undefined).join(" and ");
+      throw new RangeError(
+        `${exposed.join(" and ")} ${exposed.length > 1 ? "are" : "is"} reachable from other ` +
+          `hosts and this server has ${missing}: anyone who can reach it could read, ` +
+          "write and take over the cluster. Give them, or --join with --join-token (from the " +
+          "bootstrap), or --bootstrap a new cluster (which makes them), or bind loopback; " +
+          "--insecure runs without them",
+      );
+    } else {
+      log.warn(
+        "--insecure: {exposed} reachable from other hosts without {what}; anyone who can " +
+          "reach them can read, write and take over the cluster",
+        {
+          exposed: exposed.join(" and "),
+          what: clusterKey === undefined ? "a cluster key" : "an API token",
+        },
+      );
+    }
+  }
+  return { clusterKey, apiToken, generated };
 }
 
 function isWildcard(host: string): boolean {
@@ -306,6 +417,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ) {
       throw new RangeError("--advertise-raft is required when --raft binds all interfaces");
     }
+    const secrets = await resolveSecrets(options, bootstrap, memberFetch);
+    const clusterKey = secrets.clusterKey === undefined
+      ? undefined
+      : new TextEncoder().encode(secrets.clusterKey);
+    const token = secrets.apiToken;
     const tcp = await bindOrExplain(
       "--raft",
       options.raftAddress,
@@ -313,7 +429,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         TcpTransport.listen({
           address: options.raftAddress,
           advertiseAddress: options.advertiseRaft,
-          clusterKey: options.clusterKey,
+          clusterKey,
           cluster: identity,
           tls: options.tls,
         }),
@@ -371,7 +487,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       raft,
       fsm,
       httpUrl,
-      token: options.token,
+      token,
       maxKeyBytes: options.maxKeyBytes,
       maxValueBytes: options.maxValueBytes,
       timeoutMs: options.timeoutMs,
@@ -379,6 +495,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       clusterId: () => identity.clusterId,
       snapshotStore,
       fetch: memberFetch,
+      secrets,
     });
     handler = api.handler;
     log.info("{id} serving: raft {raft}, http {http}, data {data}", {
@@ -448,7 +565,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       raft,
       fsm,
       httpUrl,
-      token: options.token,
+      token,
       fetch: memberFetch,
     });
     registrar.start();
@@ -466,7 +583,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           id: options.id,
           raft: raftAddress,
           http: httpUrl,
-          token: options.token,
+          token,
           clusterId: identity.clusterId,
           fetch: memberFetch,
           signal: joinAbort.signal,
@@ -503,6 +620,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       get failure() {
         return failure;
       },
+      joinToken: secrets.generated ? await joinTokenFor(secrets.clusterKey!) : undefined,
       stop,
     };
   } catch (e) {

@@ -6,8 +6,9 @@
  * Routes: `/v1/kv/{key}` (GET/PUT/DELETE), `/v1/kv/?prefix=` (GET),
  * `/v1/status`, `/v1/peers` (GET/POST), `/v1/peers/{id}` (DELETE),
  * `/v1/peers/{id}/demote` (POST), `/v1/members/{id}` (PUT),
- * `/v1/snapshot` (POST: compaction; GET: a backup), `/v1/leadership-transfer` (POST), `/metrics`,
- * `/health`. Errors are `{"error": "...", "leader"?: {...}}`.
+ * `/v1/snapshot` (POST: compaction; GET: a backup), `/v1/leadership-transfer` (POST),
+ * `/v1/join` (POST, authenticated by a join-token proof), `/metrics`, `/health`.
+ * Errors are `{"error": "...", "leader"?: {...}}`.
  *
  * @module
  */
@@ -21,6 +22,8 @@ import { BearerAuth } from "./auth.ts";
 import { HttpError, toHttpError } from "./errors.ts";
 import type { KvFsm, KvResult } from "./kv_fsm.ts";
 import { HttpMetrics } from "./metrics.ts";
+import { join } from "./routes_join.ts";
+import type { ClusterSecrets } from "./secrets.ts";
 import {
   addPeer,
   ApplyProgress,
@@ -87,6 +90,11 @@ export interface ApiOptions {
   fetch?: typeof fetch;
   /** The node's snapshot store, from which `GET /v1/snapshot` streams backups. */
   snapshotStore?: SnapshotStore;
+  /**
+   * The cluster key and API token: `POST /v1/join` hands them to a server
+   * that proves it holds the join token (derived from the key).
+   */
+  secrets?: ClusterSecrets;
 }
 
 /**
@@ -157,6 +165,7 @@ export function createApi(options: ApiOptions): Api {
     metrics: new HttpMetrics(),
     fetch: options.fetch ?? fetch,
     snapshotStore: options.snapshotStore,
+    secrets: options.secrets ?? {},
   };
   const auth = options.token !== undefined ? new BearerAuth(options.token) : undefined;
   const progress = new ApplyProgress();
@@ -183,6 +192,7 @@ export function createApi(options: ApiOptions): Api {
         POST: () => takeSnapshot(ctx),
       },
     },
+    "/v1/join": { name: "join", param: "", methods: { POST: (req) => join(ctx, req) } },
     "/v1/leadership-transfer": {
       name: "leadership_transfer",
       param: "",
@@ -229,7 +239,8 @@ export function createApi(options: ApiOptions): Api {
       const url = new URL(req.url);
       // Authenticate before routing, so that without the token 404s do not map
       // out the API and malformed paths (400s) reveal nothing either.
-      if (auth && !/^\/health\/?$/.test(url.pathname) && !auth.check(req)) {
+      // /v1/join authenticates by its own proof: the joiner has no token yet.
+      if (auth && !/^\/(health|v1\/join)\/?$/.test(url.pathname) && !auth.check(req)) {
         throw new HttpError(
           401,
           "missing or wrong bearer token (Authorization: Bearer <token>)",

@@ -182,6 +182,13 @@ export class Node {
   wrapper: string[] = [];
   /** When set, the node serves HTTPS and the test talks to it through this client. */
   https: Deno.HttpClient | undefined;
+  /**
+   * Bind all interfaces (advertising loopback), as a node reachable from
+   * other hosts does: the secure defaults apply to it.
+   */
+  bindAll = false;
+  /** When set, the test's own calls (status, health) carry this bearer token. */
+  token: string | undefined;
   #logs: string[] = [];
   #pump: Promise<void> | undefined;
 
@@ -212,10 +219,18 @@ export class Node {
         "serve",
         "--id",
         this.id,
-        "--raft",
-        this.raftAddress,
-        "--http",
-        `127.0.0.1:${this.httpPort}`,
+        ...(this.bindAll
+          ? [
+            "--raft",
+            `0.0.0.0:${this.raftPort}`,
+            "--advertise-raft",
+            this.raftAddress,
+            "--http",
+            `0.0.0.0:${this.httpPort}`,
+            "--advertise-http",
+            this.url,
+          ]
+          : ["--raft", this.raftAddress, "--http", `127.0.0.1:${this.httpPort}`]),
         "--data",
         this.dataDir,
         ...FAST_FLAGS,
@@ -270,7 +285,10 @@ export class Node {
   }
 
   #init(): RequestInit {
-    return this.https ? { client: this.https } as RequestInit : {};
+    return {
+      ...(this.https ? { client: this.https } : {}),
+      ...(this.token ? { headers: { authorization: `Bearer ${this.token}` } } : {}),
+    } as RequestInit;
   }
 
   async healthy(): Promise<boolean> {
