@@ -166,6 +166,9 @@ for await (const line of lines) {
         store_logs_avg_ms: q(st.storeLogsSeconds),
         apply_avg_ms: q(st.applySeconds),
         commit_avg_ms: q(st.commitSeconds),
+        log_entries_in_memory: st.logEntriesInMemory,
+        log_bytes_in_memory: st.logBytesInMemory,
+        log_reads: st.logReads,
         sent: st.messagesSent,
         received: st.messagesReceived,
       });
