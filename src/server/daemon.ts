@@ -567,6 +567,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       httpUrl,
       token,
       fetch: memberFetch,
+      clusterKey: secrets.clusterKey,
     });
     registrar.start();
     cleanups.push(() => Promise.resolve(registrar.stop()));
@@ -586,6 +587,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           token,
           clusterId: identity.clusterId,
           fetch: memberFetch,
+          clusterKey: secrets.clusterKey,
           signal: joinAbort.signal,
         }).then(
           (r) =>

@@ -6,6 +6,7 @@
  */
 
 import { idleWatch } from "./idle_watch.ts";
+import { MEMBER_PROOF_HEADER } from "./member_proof.ts";
 
 /**
  * Marks a forwarded request (value: the forwarding node's id) so it is never forwarded twice.
@@ -20,7 +21,13 @@ import { idleWatch } from "./idle_watch.ts";
 export const FORWARDED_HEADER = "x-raftd-forwarded-by";
 
 // Request headers that carry meaning to the leader; hop-by-hop ones are dropped.
-const REQUEST_HEADERS = ["authorization", "content-type", "accept", "user-agent"];
+const REQUEST_HEADERS = [
+  "authorization",
+  "content-type",
+  "accept",
+  "user-agent",
+  MEMBER_PROOF_HEADER,
+];
 // Response headers worth passing back; content-length/encoding are recomputed.
 const RESPONSE_HEADERS = ["content-type", "retry-after", "allow", "www-authenticate"];
 

@@ -15,12 +15,23 @@ import { getLogger } from "@logtape/logtape";
 import { describeNetError } from "../platform/net_errors.ts";
 import type { Raft } from "../raft.ts";
 import { encodeSetMember } from "./kv_command.ts";
+import { MEMBER_PROOF_HEADER, memberProof } from "./member_proof.ts";
 import type { KvFsm, KvResult } from "./kv_fsm.ts";
 
 const log = getLogger(["raftd", "server"]);
 
 function authHeaders(token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** The proof that this member sets its own address, when the cluster has a key. */
+async function proofHeaders(
+  clusterKey: string | undefined,
+  id: string,
+  http: string,
+): Promise<Record<string, string>> {
+  if (clusterKey === undefined) return {};
+  return { [MEMBER_PROOF_HEADER]: await memberProof(clusterKey, id, http, Date.now()) };
 }
 
 function errorText(e: unknown): string {
@@ -62,6 +73,11 @@ export interface RegistrarOptions {
   timeoutMs?: number;
   /** fetch to reach the leader's API with (e.g. one trusting a private CA). */
   fetch?: typeof fetch;
+  /**
+   * The cluster key, when there is one: the leader then accepts an address
+   * only with a proof that a member sets it (see `member_proof.ts`).
+   */
+  clusterKey?: string;
 }
 
 /**
@@ -78,7 +94,10 @@ export interface RegistrarOptions {
  * ```
  */
 export class MemberRegistrar {
-  #o: Required<Omit<RegistrarOptions, "token">> & { token: string | undefined };
+  #o: Required<Omit<RegistrarOptions, "token" | "clusterKey">> & {
+    token: string | undefined;
+    clusterKey: string | undefined;
+  };
   #timer: ReturnType<typeof setInterval> | undefined;
   #unobserve: (() => void) | undefined;
   #busy = false;
@@ -87,7 +106,14 @@ export class MemberRegistrar {
 
   /** Creates the registrar; call {@linkcode MemberRegistrar.start}. */
   constructor(options: RegistrarOptions) {
-    this.#o = { intervalMs: 1000, timeoutMs: 5000, fetch, ...options, token: options.token };
+    this.#o = {
+      intervalMs: 1000,
+      timeoutMs: 5000,
+      fetch,
+      ...options,
+      token: options.token,
+      clusterKey: options.clusterKey,
+    };
   }
 
   /** Start checking. */
@@ -130,7 +156,11 @@ export class MemberRegistrar {
         const url = new URL(`/v1/members/${encodeURIComponent(raft.id)}`, leaderHttp);
         const res = await this.#o.fetch(url, {
           method: "PUT",
-          headers: { "content-type": "application/json", ...authHeaders(this.#o.token) },
+          headers: {
+            "content-type": "application/json",
+            ...authHeaders(this.#o.token),
+            ...await proofHeaders(this.#o.clusterKey, raft.id, httpUrl),
+          },
           body: JSON.stringify({ http: httpUrl }),
           signal: AbortSignal.timeout(this.#o.timeoutMs),
         });
@@ -190,6 +220,8 @@ export interface JoinOptions {
   timeoutMs?: number;
   /** fetch to reach the cluster's API with (e.g. one trusting a private CA). */
   fetch?: typeof fetch;
+  /** The cluster key, to prove this server sets its own HTTP address. */
+  clusterKey?: string;
 }
 
 /**
@@ -215,7 +247,11 @@ export async function joinCluster(options: JoinOptions): Promise<{ index: number
       if (options.clusterId !== undefined) await checkSameCluster(options, options.clusterId);
       const res = await (options.fetch ?? fetch)(new URL("/v1/peers", options.via), {
         method: "POST",
-        headers: { "content-type": "application/json", ...authHeaders(options.token) },
+        headers: {
+          "content-type": "application/json",
+          ...authHeaders(options.token),
+          ...await proofHeaders(options.clusterKey, options.id, options.http),
+        },
         body: JSON.stringify({
           id: options.id,
           raft: options.raft,

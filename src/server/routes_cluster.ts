@@ -9,6 +9,7 @@ import { type ApiContext, leaderRef, onLeader } from "./api_context.ts";
 import { readJsonObject } from "./body.ts";
 import { HttpError, jsonResponse, unavailable } from "./errors.ts";
 import { encodeRemoveMember, encodeSetMember } from "./kv_command.ts";
+import { MEMBER_PROOF_HEADER, verifyMemberProof } from "./member_proof.ts";
 import { renderMetrics } from "./metrics.ts";
 import { checkHostPort, checkServerId, normalizeHttpUrl } from "./validate.ts";
 
@@ -97,6 +98,23 @@ export function listPeers(ctx: ApiContext): Response {
   return jsonResponse(200, { ...peers(ctx), leader: ctx.raft.leader?.id ?? null });
 }
 
+/**
+ * Whether member `id` itself asks to set its address to `http`: followers
+ * forward requests, bearer token included, to the leader's address, so a
+ * token holder must not choose it. Without a cluster key there is no telling
+ * (and no member secret to protect): anyone the API admits may.
+ */
+async function setByMember(
+  ctx: ApiContext,
+  req: Request,
+  id: string,
+  http: string,
+): Promise<boolean> {
+  const key = ctx.secrets.clusterKey;
+  if (key === undefined) return true;
+  return await verifyMemberProof(key, id, http, req.headers.get(MEMBER_PROOF_HEADER), Date.now());
+}
+
 async function recordHttp(ctx: ApiContext, id: string, http: string): Promise<void> {
   if (ctx.fsm.memberHttp(id) !== http) {
     await ctx.raft.apply(encodeSetMember(id, http), { timeout: ctx.timeoutMs });
@@ -122,8 +140,10 @@ function addressConflict(id: string, current: string, asked: string): HttpError 
 /**
  * POST /v1/peers `{"id","raft","http","voter":true}` → adds the server (a
  * voter joins as staging and is promoted once caught up) and records its
- * HTTP address. Adding a server that is already there as asked is a no-op;
- * one already there at another Raft address is a 409.
+ * HTTP address (with a cluster key, only when the member's own proof comes
+ * with it: else the member registers it itself once it runs). Adding a
+ * server that is already there as asked is a no-op; one already there at
+ * another Raft address is a 409.
  *
  * @example
  * ```ts ignore
@@ -151,11 +171,15 @@ export async function addPeer(ctx: ApiContext, req: Request, url: URL): Promise<
     throw new HttpError(400, `voter must be true or false, got ${JSON.stringify(body.voter)}`);
   }
   const voter = body.voter !== false;
+  // An address not set by the member itself is ignored: its own registration follows.
+  const recordedHttp = http !== undefined && await setByMember(ctx, req, id, http)
+    ? http
+    : undefined;
   const raw = new TextEncoder().encode(JSON.stringify(body));
   return await onLeader(ctx, req, url, raw, async () => {
     const before = ctx.raft.getConfiguration().configuration.servers.find((s) => s.id === id);
     if (before && before.address !== raftAddr) throw addressConflict(id, before.address, raftAddr);
-    if (http !== undefined) await recordHttp(ctx, id, http);
+    if (recordedHttp !== undefined) await recordHttp(ctx, id, recordedHttp);
     const { index, configuration } = ctx.raft.getConfiguration();
     const existing = configuration.servers.find((s) => s.id === id);
     if (existing && existing.address !== raftAddr) {
@@ -246,7 +270,9 @@ export async function demotePeer(
 
 /**
  * PUT /v1/members/{id} `{"http": "host:port"}` → records a server's API
- * address (used by nodes to register themselves with the leader).
+ * address (used by nodes to register themselves with the leader). With a
+ * cluster key only the member itself may: the request must carry its proof
+ * (`x-raftd-member-proof`, see `member_proof.ts`), else 403.
  *
  * @example
  * ```ts ignore
@@ -263,6 +289,13 @@ export async function registerMember(
   checkServerId(id, "server id");
   const body = await readJsonObject(req);
   const http = normalizeHttpUrl(body.http, "http");
+  if (!(await setByMember(ctx, req, id, http))) {
+    throw new HttpError(
+      403,
+      `only server ${JSON.stringify(id)} itself may set its HTTP address: the request must ` +
+        `carry ${MEMBER_PROOF_HEADER}, made with the cluster key`,
+    );
+  }
   const raw = new TextEncoder().encode(JSON.stringify(body));
   return await onLeader(ctx, req, url, raw, async () => {
     await recordHttp(ctx, id, http);

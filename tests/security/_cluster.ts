@@ -21,9 +21,17 @@ export async function alive(node: Node): Promise<boolean> {
   return !ended;
 }
 
-/** Starts n1 (bootstrap), n2 and n3 (join) and waits for a healthy cluster. */
-export async function startThree(dir: string, extra: string[] = []): Promise<Node[]> {
+/**
+ * Starts n1 (bootstrap), n2 and n3 (join) and waits for a healthy cluster;
+ * the test's own calls carry `token` when given.
+ */
+export async function startThree(
+  dir: string,
+  extra: string[] = [],
+  token?: string,
+): Promise<Node[]> {
   const nodes = [1, 2, 3].map((i) => new Node(`n${i}`, `${dir}/n${i}`, extra));
+  for (const n of nodes) n.token = token;
   nodes[0].start(["--bootstrap"]);
   await waitFor("n1 healthy", () => nodes[0].healthy());
   nodes[1].start(["--join", nodes[0].url]);
