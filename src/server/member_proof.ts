@@ -12,6 +12,9 @@
  * @module
  */
 
+import { importClusterKey } from "../transport/handshake.ts";
+import { base64url } from "./secrets.ts";
+
 /** Header carrying the proof. */
 export const MEMBER_PROOF_HEADER = "x-raftd-member-proof";
 
@@ -21,21 +24,9 @@ export const MEMBER_PROOF_WINDOW_MS = 5 * 60_000;
 const encoder = new TextEncoder();
 
 async function mac(clusterKey: string, id: string, http: string, ms: number): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(clusterKey),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  const key = await importClusterKey(encoder.encode(clusterKey));
   const data = encoder.encode(["raftd member address", id, http, String(ms)].join("\n"));
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
-}
-
-function base64url(bytes: Uint8Array): string {
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /**

@@ -22,6 +22,7 @@
 
 import { defaultFileSystem } from "../platform/fs.ts";
 import { readSecretFile, writePrivateFile } from "../platform/process.ts";
+import { importClusterKey } from "../transport/handshake.ts";
 
 /** File of the cluster key in a data directory. */
 export const CLUSTER_KEY_FILE = "cluster.key";
@@ -48,7 +49,16 @@ export interface ClusterSecrets {
   apiToken?: string;
 }
 
-function base64url(bytes: Uint8Array): string {
+/**
+ * `bytes` as base64url text, without padding.
+ *
+ * @example
+ * ```ts
+ * import { base64url } from "./secrets.ts";
+ * console.log(base64url(new Uint8Array([251, 255]))); // "-_8"
+ * ```
+ */
+export function base64url(bytes: Uint8Array): string {
   let text = "";
   for (const b of bytes) text += String.fromCharCode(b);
   return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
@@ -127,18 +137,8 @@ export async function storeSecrets(dir: string, secrets: ClusterSecrets): Promis
   }
 }
 
-async function hmacKey(secret: Uint8Array): Promise<CryptoKey> {
-  return await crypto.subtle.importKey(
-    "raw",
-    new Uint8Array(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
-}
-
 async function hmac(secret: Uint8Array, ...parts: string[]): Promise<Uint8Array<ArrayBuffer>> {
-  const key = await hmacKey(secret);
+  const key = await importClusterKey(secret);
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(parts.join("\n"))));
 }
 
@@ -234,7 +234,7 @@ export async function sealSecrets(
   const proof = fromBase64url(request.proof, "proof");
   const ok = await crypto.subtle.verify(
     "HMAC",
-    await hmacKey(secret),
+    await importClusterKey(secret),
     proof,
     encoder.encode(["raftd-join-request", request.id, request.nonce].join("\n")),
   );
