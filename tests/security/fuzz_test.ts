@@ -242,6 +242,7 @@ async function attack(
   target: Node,
   ids: readonly string[],
   clusterId: string | undefined,
+  key: Uint8Array | undefined,
 ): Promise<void> {
   const kind = int(random, 10);
   if (kind === 0) {
@@ -261,6 +262,7 @@ async function attack(
   const stranger = await Stranger.connect(target.raftAddress, {
     id: random() < 0.7 ? "fuzz" : pick(random, ["fuzz-2", ...ids]),
     clusterId,
+    key,
     purpose,
   });
   try {
@@ -275,47 +277,62 @@ async function attack(
   }
 }
 
+async function fuzzCluster(key: string | undefined): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "raftd-sec-fuzz-" });
+  let nodes: Node[] = [];
+  let ok = false;
+  try {
+    let extra: string[] = [];
+    if (key !== undefined) {
+      await Deno.writeTextFile(`${dir}/key`, key, { mode: 0o600 });
+      extra = ["--cluster-key-file", `${dir}/key`];
+    }
+    nodes = await startThree(dir, extra);
+    const clusterId = (await view(nodes[0].url)).clusterId;
+    const ids = nodes.map((n) => n.id);
+    const keyBytes = key === undefined ? undefined : new TextEncoder().encode(key);
+    const random = seededRandom(SEED);
+    // A few attackers at once, each with its own stream of the seed's randomness.
+    const streams = Array.from({ length: 4 }, () => seededRandom(int(random, 2 ** 32)));
+    let next = 0;
+    await Promise.all(streams.map(async (r) => {
+      while (next < CONNECTIONS) {
+        next++;
+        await attack(r, pick(r, nodes), ids, clusterId, keyBytes).catch(() => {});
+      }
+    }));
+    await sleep(500);
+    for (const n of nodes) {
+      assert.ok(
+        await alive(n),
+        `${n.id} stopped under fuzzing (replay: RAFTD_FUZZ_SEED=${SEED}):\n${n.logs()}`,
+      );
+    }
+    await writesCommit(nodes, "after-fuzz");
+    for (const n of nodes) {
+      const r = await http(`${n.url}/v1/kv/after-fuzz`);
+      assert.equal(r.status, 200, `${n.id}: ${r.text}`);
+    }
+    ok = true;
+  } finally {
+    for (const n of nodes) await n.stop();
+    if (!ok) { for (const n of nodes) console.error(n.logs()); }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 e2eTest({
   name:
     `security: seeded fuzzing of the Raft ports leaves every node up and the cluster writable (seed ${SEED})`,
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "raftd-sec-fuzz-" });
-    let nodes: Node[] = [];
-    let ok = false;
-    try {
-      nodes = await startThree(dir);
-      const clusterId = (await view(nodes[0].url)).clusterId;
-      const ids = nodes.map((n) => n.id);
-      const random = seededRandom(SEED);
-      // A few attackers at once, each with its own stream of the seed's randomness.
-      const streams = Array.from({ length: 4 }, () => seededRandom(int(random, 2 ** 32)));
-      let next = 0;
-      await Promise.all(streams.map(async (r) => {
-        while (next < CONNECTIONS) {
-          next++;
-          await attack(r, pick(r, nodes), ids, clusterId).catch(() => {});
-        }
-      }));
-      await sleep(500);
-      for (const n of nodes) {
-        const { alive: up } = { alive: await alive(n) };
-        assert.ok(
-          up,
-          `${n.id} stopped under fuzzing (replay: RAFTD_FUZZ_SEED=${SEED}):\n${n.logs()}`,
-        );
-      }
-      await writesCommit(nodes, "after-fuzz");
-      for (const n of nodes) {
-        const r = await http(`${n.url}/v1/kv/after-fuzz`);
-        assert.equal(r.status, 200, `${n.id}: ${r.text}`);
-      }
-      ok = true;
-    } finally {
-      for (const n of nodes) await n.stop();
-      if (!ok) { for (const n of nodes) console.error(n.logs()); }
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  },
+  fn: () => fuzzCluster(undefined),
+});
+
+e2eTest({
+  name:
+    `security: seeded fuzzing by a holder of the cluster key leaves every node up and the cluster writable (seed ${SEED})`,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () => fuzzCluster("the cluster key, known to the fuzzer too"),
 });

@@ -224,6 +224,18 @@ e2eTest({
           const after = await view(follower.url);
           assert.notEqual(after.leader?.http, "http://127.0.0.1:9", "leader address unchanged");
           await writesCommit(nodes, "after-forged-snapshot");
+          // Nor was it kept to be restored at the next start.
+          await follower.stop();
+          follower.start();
+          await waitForCluster(nodes, ["n1", "n2", "n3"]);
+          const again = await http(`${follower.url}/v1/kv/forged-snap?consistency=stale`);
+          assert.equal(
+            again.status,
+            404,
+            `${follower.id} restored a forged snapshot: ${again.text}`,
+          );
+          const keys = await http(`${follower.url}/v1/kv/after-forged-snapshot?consistency=stale`);
+          assert.equal(keys.status, 200, "its own data is intact");
         },
       );
 
