@@ -36,8 +36,20 @@ export function seededRandom(seed: number): () => number {
 
 /** Timer functions the network schedules deliveries with (a simulation may pass a virtual clock). */
 export interface MemoryTimers {
-  /** Runs `callback` after `ms` milliseconds; returns a handle for `clearTimeout`. */
-  setTimeout(callback: () => void, ms: number): unknown;
+  /**
+   * Runs `callback` after `ms` milliseconds; returns a handle for
+   * `clearTimeout`. `to` and `from` name the servers the callback delivers
+   * to and from, when it delivers messages: a simulation that gives each
+   * server its own event loop runs the delivery there (a paused server then
+   * receives nothing until it resumes, and then in any order between
+   * senders, as a real event loop reads its sockets).
+   */
+  setTimeout(
+    callback: () => void,
+    ms: number,
+    to?: ServerAddress,
+    from?: ServerAddress,
+  ): unknown;
   /** Cancels a pending `setTimeout`. */
   clearTimeout(handle: unknown): void;
   /** Milliseconds on this clock. */
@@ -80,6 +92,7 @@ interface Pending {
 
 /** A per (from, to) FIFO of delayed messages with one timer for its head. */
 interface Lane {
+  from: ServerAddress;
   to: ServerAddress;
   queue: Pending[];
   head: number;
@@ -417,10 +430,15 @@ export class MemoryNetwork {
     const span = this.#delayMax - this.#delayMin;
     const delay = this.#delayMin + (span > 0 ? random() * span : 0);
     if (loose) {
-      const handle = this.#timers.setTimeout(() => {
-        this.#loose.delete(handle);
-        this.#handTo(to, from, message);
-      }, delay);
+      const handle = this.#timers.setTimeout(
+        () => {
+          this.#loose.delete(handle);
+          this.#handTo(to, from, message);
+        },
+        delay,
+        to,
+        from,
+      );
       this.#loose.set(handle, to);
       return;
     }
@@ -431,7 +449,7 @@ export class MemoryNetwork {
       return;
     }
     if (lane === undefined) {
-      lane = { to, queue: [], head: 0, timer: undefined, lastAt: 0 };
+      lane = { from, to, queue: [], head: 0, timer: undefined, lastAt: 0 };
       this.#lanes.set(key, lane);
     }
     const now = this.#timers.now();
@@ -443,20 +461,25 @@ export class MemoryNetwork {
   }
 
   #arm(lane: Lane, ms: number): void {
-    lane.timer = this.#timers.setTimeout(() => {
-      lane.timer = undefined;
-      const now = this.#timers.now();
-      while (lane.head < lane.queue.length && lane.queue[lane.head].at <= now + 0.5) {
-        const { from, message } = lane.queue[lane.head++];
-        this.#handTo(lane.to, from, message);
-      }
-      if (lane.head === lane.queue.length) {
-        lane.queue = [];
-        lane.head = 0;
-      } else {
-        this.#arm(lane, lane.queue[lane.head].at - now);
-      }
-    }, Math.max(0, ms));
+    lane.timer = this.#timers.setTimeout(
+      () => {
+        lane.timer = undefined;
+        const now = this.#timers.now();
+        while (lane.head < lane.queue.length && lane.queue[lane.head].at <= now + 0.5) {
+          const { from, message } = lane.queue[lane.head++];
+          this.#handTo(lane.to, from, message);
+        }
+        if (lane.head === lane.queue.length) {
+          lane.queue = [];
+          lane.head = 0;
+        } else {
+          this.#arm(lane, lane.queue[lane.head].at - now);
+        }
+      },
+      Math.max(0, ms),
+      lane.to,
+      lane.from,
+    );
   }
 
   #handTo(to: ServerAddress, from: ServerAddress, message: Message): void {
