@@ -1290,10 +1290,16 @@ export class Raft<R = unknown> {
     });
     this.#observers.emit({ type: "removed", index });
     if (this.#config.shutdownOnRemove) {
-      // Not from inside the apply loop that is telling us, and after a
-      // heartbeat's time: a leader that removed itself has the commit of its
-      // removal to hand on first.
-      this.#timers.after(this.#config.heartbeatInterval, () => {
+      // Not from inside the apply loop that is telling us, and after an
+      // election timeout: a leader that removed itself has the commit of its
+      // removal to hand on first; and a server that was added back while it
+      // was down replays its own removal on restart, so a leader that counts
+      // it again gets that long to bring the newer configuration.
+      this.#timers.after(this.#config.electionTimeout, () => {
+        const listed = this.#core.latestConfiguration().configuration.servers.some((s) =>
+          s.id === this.id
+        );
+        if (!this.#removed || listed || this.#shutdown) return;
         this.#config.logger.info("{id} shuts down: it was removed (shutdownOnRemove)", {
           id: this.id,
         });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigurationError } from "../../src/errors.ts";
 import { Raft } from "../../src/raft.ts";
 import type { Observation } from "../../src/raft.ts";
-import { bytes, ListFSM, TestCluster } from "./_cluster.ts";
+import { bytes, ListFSM, sleep, TestCluster } from "./_cluster.ts";
 
 Deno.test("a removed follower learns it, says so, and shuts down (shutdownOnRemove)", async () => {
   const c = new TestCluster();
@@ -126,6 +126,40 @@ Deno.test("bootstrap and recovery configurations must list this server, once per
       }),
       /recovery: the configuration must contain this server \(a\)/,
     );
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("a server removed, then added back while it was down, comes back up", async () => {
+  // Found by the whole-node simulation (seed 36): the restarted server
+  // replays its own log, which ends with its removal; shutdownOnRemove shut
+  // it down a heartbeat later, before the leader could send the newer
+  // configuration listing it again, so it stopped after every start.
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    const back = c.running().find((n) => n !== leader)!;
+    await leader.raft.apply(bytes("x"));
+    await c.waitFor(`${back.id} applies x`, () => back.fsm.items.includes("x"));
+    await back.raft.snapshot(); // it restarts from a snapshot that lists it
+    await leader.raft.removeServer(back.id);
+    await c.waitFor(`${back.id} shut down`, () => back.raft.state === "shutdown");
+    await leader.raft.addVoter(back.id, back.id);
+    await leader.raft.apply(bytes("y"));
+    const node = await c.start(back.id);
+    await c.waitFor(
+      `${back.id} is a voter again`,
+      () =>
+        node.raft.getConfiguration().configuration.servers.some((s) =>
+          s.id === back.id && s.suffrage === "voter"
+        ),
+    );
+    await sleep(300); // several election timeouts: it must not shut down
+    assert.notEqual(node.raft.state, "shutdown");
+    assert.equal(node.raft.removed, false);
+    await c.waitFor(`${back.id} applies the newest entry`, () => node.fsm.items.at(-1) === "y");
   } finally {
     await c.shutdown();
   }
