@@ -1355,7 +1355,10 @@ export class Raft<R = unknown> {
     // or the timeout) for the previous one to commit instead of failing at once.
     const giveUp = Math.min(deadline.at, this.#clock.now() + 10_000);
     for (;;) {
-      options?.signal?.throwIfAborted();
+      // Aborted before (or between) proposals: nothing was proposed.
+      if (options?.signal?.aborted) {
+        throw new AbortError(op, "not_committed", { cause: options.signal.reason });
+      }
       try {
         const { index, term } = this.#core.proposeConfigurationChange(change, prevIndex);
         this.#loop.noteConfiguration();

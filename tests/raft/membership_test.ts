@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigurationError } from "../../src/errors.ts";
+import { AbortError, ConfigurationError } from "../../src/errors.ts";
 import { Raft } from "../../src/raft.ts";
 import type { Observation } from "../../src/raft.ts";
 import { bytes, ListFSM, sleep, TestCluster } from "./_cluster.ts";
@@ -160,6 +160,37 @@ Deno.test("a server removed, then added back while it was down, comes back up", 
     assert.notEqual(node.raft.state, "shutdown");
     assert.equal(node.raft.removed, false);
     await c.waitFor(`${back.id} applies the newest entry`, () => node.fsm.items.at(-1) === "y");
+  } finally {
+    await c.shutdown();
+  }
+});
+
+Deno.test("a membership change with an aborted signal rejects with AbortError, not a DOMException", async () => {
+  // Found by the whole-node simulation (seed 68): addVoter, removeServer and
+  // demoteVoter let signal.throwIfAborted()'s DOMException out, which is not
+  // the AbortError class callers check with instanceof.
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    const other = c.running().find((n) => n !== leader)!;
+    const ctl = new AbortController();
+    ctl.abort();
+    for (
+      const change of [
+        () => leader.raft.addVoter("d", "d", { signal: ctl.signal }),
+        () => leader.raft.addNonvoter("d", "d", { signal: ctl.signal }),
+        () => leader.raft.demoteVoter(other.id, { signal: ctl.signal }),
+        () => leader.raft.removeServer(other.id, { signal: ctl.signal }),
+      ]
+    ) {
+      await assert.rejects(change(), (e: unknown) => {
+        assert.ok(e instanceof AbortError, `${e}`);
+        assert.equal(e.outcome, "not_committed");
+        return true;
+      });
+    }
+    assert.equal(leader.raft.getConfiguration().configuration.servers.length, 3, "nothing changed");
   } finally {
     await c.shutdown();
   }
