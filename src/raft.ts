@@ -68,10 +68,13 @@ import type {
   ReadOptions,
 } from "./node/types.ts";
 import { WritePipeline } from "./node/write_pipeline.ts";
+import { encodeRestoreEntries, readPieces, RESTORE_HEADER_BYTES } from "./node/restore_chunks.ts";
 import type { LogStore, SnapshotInfo, SnapshotStore, StableStore } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Most bytes of state in one entry of a restore. */
+const RESTORE_PIECE_BYTES = 64 * 1024;
 
 /** The stores and transport a node runs on. */
 export interface RaftStores {
@@ -184,6 +187,8 @@ export class Raft<R = unknown> {
   /** An applied configuration has listed this server (so it can be removed). */
   #wasMember = false;
   #removed = false;
+  /** An operator's restore is being read or committed: other proposals wait. */
+  #restoring = false;
 
   #pending: PendingOperations;
   #pipeline: WritePipeline;
@@ -957,17 +962,22 @@ export class Raft<R = unknown> {
 
   /**
    * Replace the cluster's state with a user snapshot (leader only; operator
-   * action, e.g. from a backup). The state takes index `lastIndex + 1` so
-   * every follower installs it. Resolves once a quorum holds it. If the leader
-   * fails before that, the restore may be lost or partial, as with
-   * hashicorp/raft's Restore.
+   * action, e.g. from a backup). The snapshot travels through the log as a
+   * run of entries, and every node's FSM takes it when it applies the last
+   * one: the restore commits like a write, by a quorum, at one index, and
+   * writes after it see it. Resolves once it committed and this node's FSM
+   * holds it. A leader that fails half way leaves a restore no node applies
+   * (the outcome of the error says whether it may have committed).
+   * Proposals are refused while a restore is in progress. The state is held
+   * in memory while it is written (as log entries, until the next snapshot
+   * compacts them).
    *
    * @throws {NotLeaderError} when this node is not the leader.
-   * @throws {InvalidStateError} when a restore is already in progress, or the log changed while the
-   * state was being written (retry).
-   * @throws {LeadershipLostError} when leadership was lost before the restore committed (`outcome`
-   * `"unknown"`: check the cluster's state before retrying).
-   * @throws {TimeoutError} when `options.timeout` passed before a barrier committed.
+   * @throws {InvalidStateError} when a restore is already in progress.
+   * @throws {LeadershipLostError} when leadership was lost before the restore committed (see its
+   * `outcome`: check the cluster's state before retrying when `"unknown"`).
+   * @throws {TimeoutError} when `options.timeout` passed first (with its `outcome`).
+   * @throws {AbortError} when `options.signal` aborted first (with its `outcome`).
    * @throws {Error} whatever the FSM's `restore` or reading `data` threw.
    * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
    * @throws {StorageError} when the node stopped after a storage or state machine failure.
@@ -987,11 +997,39 @@ export class Raft<R = unknown> {
    */
   async restore(data: AsyncIterable<Uint8Array>, options?: OperationOptions): Promise<void> {
     this.#checkRunning();
-    if (this.#snapshots.restoring) throw new InvalidStateError("a restore is already in progress");
-    await this.barrier(options);
-    await this.#snapshots.restore(data);
-    this.#loop.schedule();
-    await this.barrier(options);
+    if (this.#restoring) throw new InvalidStateError("a restore is already in progress");
+    this.#restoring = true;
+    try {
+      const deadline = operationDeadline(this.#clock, options, "restore");
+      if (this.#core.state !== "leader") throw this.#notLeader();
+      // Each entry fits in one append.
+      const size = Math.max(
+        1,
+        Math.min(RESTORE_PIECE_BYTES, this.#config.maxAppendBytes - RESTORE_HEADER_BYTES),
+      );
+      const pieces = await readPieces(data, size);
+      options?.signal?.throwIfAborted();
+      const first = this.#core.lastIndex + 1;
+      const { index, term } = this.#core.propose(
+        encodeRestoreEntries(first, pieces),
+        EntryType.Restore,
+      );
+      const last = index + pieces.length - 1;
+      const promise = this.#pending.addApply(
+        last,
+        term,
+        "index",
+        deadline,
+        options?.signal,
+        "restore",
+      );
+      this.#loop.schedule();
+      await promise;
+    } catch (e) {
+      throw asAbortError(e, "restore");
+    } finally {
+      this.#restoring = false;
+    }
   }
 
   /**
@@ -1320,7 +1358,7 @@ export class Raft<R = unknown> {
   ): Promise<ApplyResult<unknown>> {
     try {
       this.#checkRunning();
-      if (this.#snapshots.restoring) {
+      if (this.#restoring) {
         throw new InvalidStateError("a restore is in progress; retry after it completes");
       }
       const deadline = operationDeadline(this.#clock, options, op);
@@ -1348,7 +1386,7 @@ export class Raft<R = unknown> {
         `${op}: options.prevIndex must be a non-negative integer, got ${prevIndex}`,
       );
     }
-    if (this.#snapshots.restoring) {
+    if (this.#restoring) {
       throw new InvalidStateError("a restore is in progress; retry after it completes");
     }
     // A change right after an election or another change waits (at most 10 s

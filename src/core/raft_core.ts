@@ -793,36 +793,6 @@ export class RaftCore {
     return floor;
   }
 
-  /**
-   * Leader only: replace the whole state by a user snapshot (operator
-   * restore). The snapshot takes index `lastIndex + 1` so every follower
-   * must install it.
-   */
-  installUserSnapshot(
-    configuration: { index: number; configuration: Configuration },
-  ): SnapshotMeta {
-    if (this.#state !== "leader") throw this.#notLeader();
-    const meta: SnapshotMeta = {
-      index: this.#log.lastIndex() + 1,
-      term: this.#term,
-      configuration: cloneConfiguration(configuration.configuration),
-      configurationIndex: configuration.index,
-    };
-    if (this.#log.hasUnstable() || this.#log.stableIndex < this.#log.lastIndex()) {
-      throw new InvalidStateError("cannot restore while log entries are being written; retry");
-    }
-    this.#log.restore(meta.index, meta.term);
-    this.#loadedCommitted = undefined;
-    this.#snapshot = meta;
-    this.#configs = [{ index: meta.configurationIndex, configuration: meta.configuration }];
-    for (const pr of this.#progress.values()) {
-      pr.match = Math.min(pr.match, meta.index - 1);
-      pr.becomeProbe();
-      pr.next = pr.match + 1;
-    }
-    return meta;
-  }
-
   /** Process one incoming message. Malformed or stale messages are ignored. */
   step(m: Message): void {
     if (m.to !== this.id) return;

@@ -19,6 +19,8 @@ export type ServerAddress = string;
  * - `Normal`: user data handed to the FSM.
  * - `Noop`: appended by a new leader and by {@linkcode Raft.barrier}; never reaches the FSM.
  * - `Configuration`: a membership change; `data` is an encoded {@linkcode Configuration}.
+ * - `Restore`: a piece of an operator's restore (`Raft.restore`); the state
+ *   machine's state is replaced when the last piece of a run is applied.
  *
  * @example Checking an entry's type
  * ```ts
@@ -31,6 +33,7 @@ export const EntryType = {
   Normal: 0,
   Noop: 1,
   Configuration: 2,
+  Restore: 3,
 } as const;
 
 /** One of the {@linkcode EntryType} values. */

@@ -15,6 +15,7 @@ import type { Logger } from "../logger.ts";
 import type { HistogramRecorder } from "../metrics.ts";
 import type { Clock } from "./clock.ts";
 import { deferred } from "../deferred.ts";
+import { RestoreAssembler } from "./restore_chunks.ts";
 
 /** What the runner tells the node. */
 export interface FsmRunnerHooks {
@@ -49,7 +50,15 @@ interface RestoreTask extends SnapshotRestore {
   done: PromiseWithResolvers<void>;
 }
 
-type FsmTask = ApplyTask | RestoreTask;
+/** An operator's restore, complete in the log: the FSM takes `pieces` as its state at `index`. */
+interface LogRestoreTask {
+  kind: "logRestore";
+  index: number;
+  term: number;
+  pieces: Uint8Array[];
+}
+
+type FsmTask = ApplyTask | RestoreTask | LogRestoreTask;
 
 /** The index and configuration the FSM reflects. */
 export interface AppliedState {
@@ -94,6 +103,12 @@ export class FsmRunner<R> {
   #queue: FsmTask[] = [];
   /** Captures and restores in progress: nothing else touches the FSM meanwhile. */
   #blocked = 0;
+  /** Operator restores arriving through the log. */
+  #assembler = new RestoreAssembler();
+  /** A restore completed in the batch being applied: it runs before the rest of the batch. */
+  #completed: LogRestoreTask | undefined;
+  /** The FSM threw: nothing more is applied. */
+  #failedApply = false;
   #appliedIndex = 0;
   #appliedConfiguration: { index: number; configuration: Configuration } = {
     index: 0,
@@ -159,7 +174,16 @@ export class FsmRunner<R> {
 
   /** Whether a restore is queued or running. */
   get restoring(): boolean {
-    return this.#queue.some((t) => t.kind === "restore") || this.#blocked > 0;
+    return this.#queue.some((t) => t.kind !== "apply") || this.#blocked > 0;
+  }
+
+  /**
+   * Whether an operator's restore has begun in the log and its last entry is
+   * not applied yet: no snapshot may be taken meanwhile (a node installing
+   * it would miss the restore's first entries).
+   */
+  get assemblingRestore(): boolean {
+    return this.#assembler.open;
   }
 
   /**
@@ -181,7 +205,10 @@ export class FsmRunner<R> {
     while (this.#queue.length > 0 && this.#blocked === 0) {
       const task = this.#queue.shift()!;
       if (task.kind === "apply") {
-        if (!this.#apply(task.entries)) return;
+        if (!this.#apply(task.entries) && this.#failedApply) return;
+      } else if (task.kind === "logRestore") {
+        this.#blocked++;
+        void this.#restoreFromLog(task);
       } else {
         this.#blocked++;
         void this.#restore(task);
@@ -191,6 +218,8 @@ export class FsmRunner<R> {
   }
 
   async #restore(task: RestoreTask): Promise<void> {
+    // The snapshot replaces everything before it, a restore half-way included.
+    this.#assembler.reset();
     try {
       await this.#hooks.exclusive(async () => {
         const data = await task.open();
@@ -213,37 +242,89 @@ export class FsmRunner<R> {
     this.drain();
   }
 
-  /** Apply `entries` in batches; false when the FSM threw (the node fails). */
+  async #restoreFromLog(task: LogRestoreTask): Promise<void> {
+    try {
+      await this.#hooks.exclusive(async () => {
+        await this.#fsm.restore((async function* () {
+          yield* task.pieces;
+        })());
+        this.#appliedIndex = task.index;
+      });
+    } catch (e) {
+      this.#blocked--;
+      this.#hooks.fail(e as Error, "restoring the FSM from an operator's restore");
+      return;
+    }
+    this.#blocked--;
+    this.#hooks.settle(task.index, task.term, undefined);
+    this.drain();
+  }
+
+  /**
+   * Apply `entries` in batches; false when the FSM threw (the node fails) or
+   * when an operator's restore completed (it goes first in the queue, the
+   * entries after it behind it).
+   */
   #apply(entries: Entry[]): boolean {
     if (entries.length === 0) return true;
     const start = this.#clock.now();
+    let stoppedAt: number;
     try {
-      if (this.#fsm.applyBatch) this.#applyBatches(entries);
-      else this.#applyEach(entries);
+      stoppedAt = this.#fsm.applyBatch ? this.#applyBatches(entries) : this.#applyEach(entries);
     } catch (e) {
       this.#log.debug("the FSM threw while applying: {error}", { error: String(e) });
+      this.#failedApply = true;
       this.#hooks.fail(e as Error, "applying to the FSM");
       return false;
     }
     this.#applySeconds.observe((this.#clock.now() - start) / 1000);
+    const completed = this.#completed;
+    if (completed === undefined) return true;
+    this.#completed = undefined;
+    this.#queue.unshift(completed, { kind: "apply", entries: entries.slice(stoppedAt + 1) });
+    return false;
+  }
+
+  /**
+   * Whether internal entry `e` completes an operator's restore (then it is
+   * not applied here: the restore runs first); any other entry interrupts a
+   * restore half-way.
+   */
+  #completesRestore(e: Entry): boolean {
+    if (e.type === EntryType.Normal) {
+      if (this.#assembler.open) this.#assembler.reset();
+      return false;
+    }
+    const pieces = this.#assembler.offer(e);
+    if (pieces === undefined) return false;
+    this.#completed = { kind: "logRestore", index: e.index, term: e.term, pieces };
     return true;
   }
 
-  /** One `apply` per entry, settled as it goes: nothing allocated per entry. */
-  #applyEach(entries: Entry[]): void {
+  /**
+   * One `apply` per entry, settled as it goes: nothing allocated per entry.
+   * Returns where it stopped (the entry completing a restore), or the length.
+   */
+  #applyEach(entries: Entry[]): number {
     const fsm = this.#fsm;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k];
       if (e.index <= this.#appliedIndex) continue;
+      if (this.#completesRestore(e)) return k;
       // An Entry is an FSMEntry: no copy on the hot path.
       const response = e.type === EntryType.Normal ? fsm.apply(e) : this.#applyInternal(e);
       this.#appliedIndex = e.index;
       this.#hooks.settle(e.index, e.term, response);
     }
+    return entries.length;
   }
 
-  /** Runs of Normal entries go to `applyBatch` together; the others are taken care of here. */
-  #applyBatches(entries: Entry[]): void {
+  /**
+   * Runs of Normal entries go to `applyBatch` together; the others are taken
+   * care of here. Returns where it stopped (the entry completing a restore),
+   * or the length.
+   */
+  #applyBatches(entries: Entry[]): number {
     const fsm = this.#fsm as Required<FSM<R>>;
     let k = 0;
     while (k < entries.length) {
@@ -252,6 +333,7 @@ export class FsmRunner<R> {
         k++;
         continue;
       }
+      if (this.#completesRestore(e)) return k;
       if (e.type !== EntryType.Normal) {
         const response = this.#applyInternal(e);
         this.#appliedIndex = e.index;
@@ -269,9 +351,10 @@ export class FsmRunner<R> {
       }
       k = end;
     }
+    return entries.length;
   }
 
-  /** A noop or configuration entry: the FSM never sees it. */
+  /** A noop, configuration or (not last) restore entry: the FSM never sees it. */
   #applyInternal(e: Entry): undefined {
     if (e.type === EntryType.Configuration) {
       this.#appliedConfiguration = { index: e.index, configuration: decodeConfiguration(e.data) };

@@ -17,6 +17,7 @@ import type { Logger } from "../logger.ts";
 import { getLogsWithin } from "../storage/read_budget.ts";
 import type { LogStore, SnapshotSource, SnapshotStore, StableStore } from "../storage/types.ts";
 import { persistPrepared } from "./snapshots.ts";
+import { RestoreAssembler } from "./restore_chunks.ts";
 
 /** The stores a node keeps its state in. */
 export interface StateStores {
@@ -173,6 +174,7 @@ export async function recoverCluster<R>(
   let term = snapshot?.meta.term ?? 0;
   const first = await stores.logStore.firstIndex();
   const last = await stores.logStore.lastIndex();
+  const restores = new RestoreAssembler();
   for (let i = Math.max(first, index + 1); i <= last && last > 0;) {
     const to = Math.min(last, i + READ_BATCH_ENTRIES - 1);
     const batch = await getLogsWithin(stores.logStore, i, to, DEFAULT_READ_BATCH_BYTES);
@@ -181,6 +183,13 @@ export async function recoverCluster<R>(
     }
     i = batch[batch.length - 1].index + 1;
     for (const e of batch) {
+      // The same order as a running node: applies, and operators' restores complete in the log.
+      const pieces = restores.offer(e);
+      if (pieces !== undefined) {
+        await fsm.restore((async function* () {
+          yield* pieces;
+        })());
+      }
       if (e.type === EntryType.Normal) fsm.apply({ index: e.index, term: e.term, data: e.data });
       index = e.index;
       term = e.term;

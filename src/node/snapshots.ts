@@ -1,22 +1,16 @@
 /**
  * Snapshots of one node: taking them (on demand, by threshold, on a timer),
- * receiving and installing the leader's, sending ours to followers, and the
- * operator's `restore()`. Installing and restoring both end in
- * {@linkcode Snapshots.adoptSnapshot}: the FSM takes the snapshot's state (in
- * its queue, after the entries before it) and the stored log goes. Takes,
- * installs and restores run one at a time.
+ * receiving and installing the leader's, and sending ours to followers.
+ * Installing ends in {@linkcode Snapshots.adoptSnapshot}: the FSM takes the
+ * snapshot's state (in its queue, after the entries before it) and the
+ * stored log goes. Takes and installs run one at a time. (An operator's
+ * restore goes through the log, see `restore_chunks.ts`.)
  *
  * @module
  */
 
 import type { InstallSnapshotRequest, ServerAddress, SnapshotMeta } from "../core/types.ts";
-import {
-  InvalidStateError,
-  RaftError,
-  ShutdownError,
-  StorageError,
-  TimeoutError,
-} from "../errors.ts";
+import { InvalidStateError, RaftError, ShutdownError, StorageError } from "../errors.ts";
 import type { FSM, FSMSnapshot } from "../fsm.ts";
 import type { SnapshotInfo, SnapshotStore } from "../storage/types.ts";
 import type { Transport } from "../transport/types.ts";
@@ -114,7 +108,6 @@ export class Snapshots<R> {
   #lock: Promise<void> = Promise.resolve();
   #last: SnapshotSummary = { index: 0, term: 0, size: 0 };
   #taking = false;
-  #restoring = false;
   #installs = new Map<string, Promise<void>>();
   /** Received snapshots the core accepted, by key, until their install reads them. */
   #published = new Map<string, Promise<void>>();
@@ -146,11 +139,6 @@ export class Snapshots<R> {
   /** Whether a snapshot is being taken. */
   get taking(): boolean {
     return this.#taking;
-  }
-
-  /** Whether an operator restore is in progress (proposals are refused meanwhile). */
-  get restoring(): boolean {
-    return this.#restoring;
   }
 
   /** Settles once the take, install or restore running now (if any) is over. */
@@ -199,7 +187,9 @@ export class Snapshots<R> {
    */
   maybeAutoSnapshot(): void {
     const node = this.#node;
-    if (this.#taking || node.isShutdown() || node.failure() || this.#restoring) return;
+    if (
+      this.#taking || node.isShutdown() || node.failure() || this.#parts.runner.assemblingRestore
+    ) return;
     const due = this.#parts.runner.appliedIndex - this.#last.index >=
       node.config().snapshotThreshold;
     if (!due) return;
@@ -218,8 +208,17 @@ export class Snapshots<R> {
     }
   }
 
-  /** Throws when the FSM holds nothing newer than the newest snapshot. */
+  /**
+   * Throws when the FSM holds nothing newer than the newest snapshot, or an
+   * operator's restore is half-way through the log (a node installing such
+   * a snapshot would miss the restore's first entries).
+   */
   checkSomethingNew(): void {
+    if (this.#parts.runner.assemblingRestore) {
+      throw new InvalidStateError(
+        "a restore is being applied; take the snapshot once it completes",
+      );
+    }
     const applied = this.#parts.runner.appliedIndex;
     if (applied <= this.#last.index) {
       throw new InvalidStateError(
@@ -235,6 +234,7 @@ export class Snapshots<R> {
     this.checkSomethingNew();
     // Capture the FSM between applies so the snapshot matches the applied index.
     const { fsmSnapshot, meta } = await runner.capture(async () => {
+      this.checkSomethingNew();
       const index = runner.appliedIndex;
       const term = node.core.termAt(index);
       if (term === undefined) {
@@ -411,94 +411,6 @@ export class Snapshots<R> {
     node.scheduleReady();
   }
 
-  // -------------------------------------------------------------- restore
-
-  /**
-   * The operator's restore on the leader (the caller ran a barrier first):
-   * store `data` as a snapshot at `lastIndex + 1`, adopt it, drop the log.
-   */
-  async restore(data: AsyncIterable<Uint8Array>): Promise<void> {
-    if (this.#restoring) throw new InvalidStateError("a restore is already in progress");
-    this.#restoring = true;
-    try {
-      // The lock is released before the FSM's queue reaches the restore (which takes it).
-      const { adopted, logReset } = await this.exclusive(() => this.#restoreLocked(data));
-      this.#parts.runner.drain();
-      await Promise.all([adopted, logReset]);
-      await this.exclusive(() => this.#prune());
-    } finally {
-      this.#restoring = false;
-    }
-  }
-
-  /** Under the lock: write the snapshot, check nothing moved, queue its adoption. */
-  async #restoreLocked(
-    data: AsyncIterable<Uint8Array>,
-  ): Promise<{ adopted: Promise<void>; logReset: Promise<void> }> {
-    const node = this.#node;
-    const core = node.core;
-    const { store, pipeline, runner } = this.#parts;
-    if (core.state !== "leader") throw node.notLeader();
-    const config = core.latestConfiguration();
-    const lastIndex = core.lastIndex;
-    const term = core.term;
-    const planned: SnapshotMeta = {
-      index: lastIndex + 1,
-      term,
-      configuration: config.configuration,
-      configurationIndex: config.index,
-    };
-    const sink = await store.create(planned);
-    let info: SnapshotInfo;
-    try {
-      for await (const chunk of data) await sink.write(chunk);
-      info = await sink.close();
-    } catch (e) {
-      await sink.cancel();
-      throw e;
-    }
-    // Wait for queued writes, at most storageTimeout (we hold the snapshot
-    // lock); stop waiting if leadership is lost (a follower's snapshot
-    // install in that queue would wait for the lock we hold).
-    const timeout = node.config().storageTimeout;
-    const giveUp = node.clock.now() + timeout;
-    while (
-      pipeline.busy && core.state === "leader" && core.term === term && !node.failure() &&
-      !node.isShutdown()
-    ) {
-      if (node.clock.now() >= giveUp) {
-        await this.#discard(info.id);
-        throw new TimeoutError("restore", timeout, "not_committed");
-      }
-      await new Promise<void>((resolve) => {
-        // Woken when the writes are done, or to look at leadership again.
-        const cancel = node.timers.after(10, resolve);
-        void pipeline.idle().then(() => {
-          cancel();
-          resolve();
-        });
-      });
-    }
-    // Proposals are refused during a restore, but the leader may still have
-    // appended (a promotion) or lost its term: then the snapshot's index is
-    // taken and it must go.
-    if (
-      core.state !== "leader" || core.term !== term || core.lastIndex !== lastIndex ||
-      core.latestConfiguration().index !== config.index || pipeline.busy ||
-      runner.restoring || node.failure() !== undefined || node.isShutdown()
-    ) {
-      await this.#discard(info.id);
-      throw new InvalidStateError("the log changed while the restore was being written; retry");
-    }
-    const meta = core.installUserSnapshot(config);
-    core.snapshotTaken(meta);
-    return {
-      adopted: this.adoptSnapshot(meta, "restoring the FSM from a user snapshot"),
-      // The old log goes in write order: after what was written, before what follows.
-      logReset: pipeline.reset(),
-    };
-  }
-
   /**
    * Keep the newest `retainSnapshots` snapshots; the store may keep fewer on
    * its own. A store without `remove()` keeps what it keeps.
@@ -513,19 +425,6 @@ export class Snapshots<R> {
       // The new snapshot is safe; an old one left behind is only disk space.
       this.#node.log.warn("removing old snapshots failed: {error}", { error: String(e) });
     }
-  }
-
-  async #discard(id: string): Promise<void> {
-    const store = this.#parts.store;
-    if (store.remove) {
-      await store.remove(id);
-      return;
-    }
-    const error = new StorageError(
-      `snapshot ${id} of an aborted restore cannot be removed (the snapshot store has no remove())`,
-    );
-    this.#node.fail(error, "aborting a restore");
-    throw error;
   }
 }
 

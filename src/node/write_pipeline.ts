@@ -2,7 +2,7 @@
  * The write pipeline: persists the core's Readies in order — log entries
  * (one append and one fsync for every Ready queued meanwhile: group commit),
  * the stable store's term and vote, the lazily written commit hint — and
- * the log's compactions and resets, then tells the core what is durable.
+ * the log's compactions, then tells the core what is durable.
  *
  * The leader sends its entries before they are on its own disk (Raft thesis
  * §10.2.1): the pipeline only decides when the core may count them.
@@ -30,14 +30,7 @@ interface CompactTask {
   index: number;
 }
 
-/** Drop the whole stored log (a restored user snapshot replaces it). */
-interface ResetTask {
-  kind: "reset";
-  done: () => void;
-  failed: (error: Error) => void;
-}
-
-type WriteTask = PersistTask | CompactTask | ResetTask;
+type WriteTask = PersistTask | CompactTask;
 
 /** What the pipeline asks of the rest of the node. */
 export interface WritePipelineHooks {
@@ -129,14 +122,6 @@ export class WritePipeline {
     this.kick();
   }
 
-  /** Drop the whole stored log after the writes queued before; resolves once done. */
-  reset(): Promise<void> {
-    return new Promise<void>((done, failed) => {
-      this.#queue.push({ kind: "reset", done, failed });
-      this.kick();
-    });
-  }
-
   /** Start writing if something is queued and no write runs. */
   kick(): void {
     if (!this.#writing && this.#queue.length > 0) void this.#writeLoop();
@@ -164,12 +149,6 @@ export class WritePipeline {
           await this.#compactLog(task.index);
           continue;
         }
-        if (task.kind === "reset") {
-          this.#queue.shift();
-          await this.clearLog();
-          task.done();
-          continue;
-        }
         // Take every queued Ready up to the next compaction task.
         const batch: Ready[] = [];
         while (this.#queue.length > 0 && this.#queue[0].kind === "ready") {
@@ -188,11 +167,7 @@ export class WritePipeline {
     } finally {
       this.#writing = false;
       const failure = this.#node.failure();
-      if (failure) {
-        // Nothing queued will be written: whoever waits for a reset learns why.
-        for (const task of this.#queue) if (task.kind === "reset") task.failed(failure);
-        this.#queue = [];
-      }
+      if (failure) this.#queue = []; // nothing queued will be written
       if (!this.busy || failure) {
         this.#idle?.resolve();
         this.#idle = undefined;

@@ -256,7 +256,7 @@ export function checkRecord(
   if (expectedIndex !== undefined ? index !== expectedIndex : !(index >= 1)) return undefined;
   const typeWord = view.getUint32(pos + 24);
   const type = typeWord >>> 24;
-  if ((typeWord & 0xff_ffff) !== 0 || type > 2) return undefined;
+  if ((typeWord & 0xff_ffff) !== 0 || type > 3) return undefined;
   const unitPos = view.getUint32(pos + 28);
   if (unitPos >= index) return undefined;
   const term = getU64(view, pos + 16);

@@ -387,9 +387,9 @@ function entriesFromWire(
     }
     lastTerm = term;
     const type = raw[j + 2];
-    if (type !== 0 && type !== 1 && type !== 2) {
+    if (type !== 0 && type !== 1 && type !== 2 && type !== 3) {
       throw new ProtocolError(
-        `invalid append.entries[${i}].type: expected 0, 1 or 2, got ${describe(type)}`,
+        `invalid append.entries[${i}].type: expected 0, 1, 2 or 3, got ${describe(type)}`,
       );
     }
     const data = raw[j + 3];

@@ -317,6 +317,41 @@ Deno.test("lease and ReadIndex reads see every acknowledged write", async () => 
   }
 });
 
+Deno.test("a leader that fails half way through a restore does not come back with it", async () => {
+  // Found by the whole-node simulation (seeds 226, 2469): the restore was
+  // written to the leader's snapshot store and installed before a quorum
+  // held it. A leader that crashed then restarted from it, at an index the
+  // cluster later filled with other entries: its state diverged, and the
+  // next leader and it exchanged rejections forever (a message storm). A
+  // restore now commits through the log, or not at all.
+  const c = new TestCluster();
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    await leader.raft.apply(bytes("before"));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const restoring = leader.raft.restore(gatedChunks(['["restored"', "]"], gate))
+      .catch((e: Error) => e);
+    await sleep(20);
+    c.network.isolate(leader.id); // the restore cannot reach a quorum now
+    release();
+    await sleep(50);
+    await leader.raft.shutdown();
+    const outcome = await restoring;
+    assert.ok(outcome instanceof Error, `the restore cannot have committed: ${outcome}`);
+    c.network.heal();
+    const next = await c.waitLeader();
+    assert.notEqual(next.id, leader.id);
+    await next.raft.apply(bytes("after"));
+    const again = await c.start(leader.id);
+    await c.waitFor(`${leader.id} catches up`, () => again.fsm.items.includes("after"));
+    for (const n of c.running()) assert.deepEqual(n.fsm.items, ["before", "after"], n.id);
+  } finally {
+    await c.shutdown();
+  }
+});
+
 Deno.test("proposals during a restore are refused and the node restarts cleanly after it", async () => {
   const c = new TestCluster();
   try {

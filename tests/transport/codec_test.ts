@@ -184,7 +184,7 @@ Deno.test("codec: malformed messages are ProtocolErrors naming the problem", () 
     [[5, 1, "a", "b", null, 0], /heartbeat.commit/],
     [[2, 1, "a", "b", 1, false], /vote_resp.granted: expected a boolean/],
     [[3, 1, "a", "b", 10, 1, 0, [12, 1, 0, new Uint8Array()]], /expected 11 \(prevIndex \+ 1\)/],
-    [[3, 1, "a", "b", 10, 1, 0, [11, 1, 3, new Uint8Array()]], /type: expected 0, 1 or 2/],
+    [[3, 1, "a", "b", 10, 1, 0, [11, 1, 4, new Uint8Array()]], /type: expected 0, 1, 2 or 3/],
     [[3, 1, "a", "b", 10, 1, 0, [11, 1, 0, "text"]], /data: expected binary/],
     [[3, 1, "a", "b", 10, 1, 0, [11, 1, 0]], /4 fields per entry/],
     [[3, 1, "a", "b", 10, 1, 0, { a: 1 }], /map|0x81/],
