@@ -1,16 +1,23 @@
 /**
- * The safety invariants of Raft, checked incrementally as the simulation runs:
- * election safety, log matching, leader completeness and state machine safety.
- * The first violation is kept; the simulation stops at it.
+ * Raft's safety invariants, checked as the simulation runs (Figure 3 of the
+ * Raft paper):
+ *
+ * - election safety: at most one leader per term;
+ * - log matching: one entry per (index, term), always behind the same term;
+ * - leader completeness: a leader holds every entry committed before its term;
+ * - state machine safety: no two nodes apply different entries at one index,
+ *   and what is applied at an index is what was committed there.
+ *
+ * The checker sees logs only as the simulation shows them (what each node
+ * hands its log store, what it applies), so it works on the real node.
  *
  * @module
  */
 
-import type { RaftCore } from "../../src/core/raft_core.ts";
 import type { Entry } from "../../src/core/types.ts";
 
 /**
- * Whether two entries are the same entry (same position, term, type and payload).
+ * Whether two entries are the same (index, term, type and bytes).
  *
  * @example
  * ```ts
@@ -29,16 +36,25 @@ export function sameEntry(a: Entry, b: Entry): boolean {
   return true;
 }
 
+/** What the checker needs to know of one node's log. */
+export interface LogView {
+  /** Server id. */
+  readonly id: string;
+  /** Term of the entry at `index`, if the node holds it. */
+  termAt(index: number): number | undefined;
+  /** Highest index before which the log was compacted (entries at or below it are covered by a snapshot). */
+  readonly compactedTo: number;
+}
+
 interface SeenEntry {
   entry: Entry;
-  /** Term of the entry before it, when known. */
   prevTerm: number | undefined;
 }
 
 const TERM_SPACE = 1 << 22;
 
 /**
- * Global knowledge about every node's log, and the checks against it.
+ * Collects what the nodes do and records the first invariant violation.
  *
  * @example
  * ```ts
@@ -46,32 +62,29 @@ const TERM_SPACE = 1 << 22;
  * const c = new Checker();
  * c.leaderElected("n1", 2);
  * c.leaderElected("n2", 2);
- * console.log(c.violation); // "election safety: n2 and n1 are both leaders of term 2"
+ * console.log(c.violation); // election safety: n2 and n1 are both leaders of term 2
  * ```
  */
 export class Checker {
   /** The first violation found, if any. */
   violation: string | undefined;
-  /** Leader of each term. */
+  /** Leader of each term seen. */
   readonly leaders = new Map<number, string>();
-  /** Every (index, term) ever appended anywhere: which entry and what precedes it. */
   readonly #seen = new Map<number, SeenEntry>();
-  /** The committed entry (or just its term, when only that is known) at each index. */
+  /** Term of the entry committed at each index, as far as seen. */
   readonly committedTerm: number[] = [];
-  readonly #committedEntry: Array<Entry | undefined> = [];
-  /** Term in which each index was first seen committed (the commit's term or later). */
+  /** The term a node was in when it was seen committing each index. */
   readonly #committedIn: number[] = [];
-  /** Highest index known committed anywhere. */
+  /** Highest index seen committed. */
   maxCommitted = 0;
-  /** The entry applied at each index by the first node that applied it. */
   readonly #applied: Array<Entry | undefined> = [];
 
-  /** Record a violation (the first one wins). */
+  /** Record a violation (only the first one is kept). */
   fail(message: string): void {
     if (this.violation === undefined) this.violation = message;
   }
 
-  /** Election safety: at most one leader per term. */
+  /** Node `id` is leader of `term`. */
   leaderElected(id: string, term: number): void {
     const other = this.leaders.get(term);
     if (other === undefined) this.leaders.set(term, id);
@@ -80,11 +93,7 @@ export class Checker {
     }
   }
 
-  /**
-   * Log matching: an (index, term) pair names one entry everywhere, always
-   * preceded by the same term. By induction, logs that agree on an entry agree
-   * on everything before it.
-   */
+  /** `node` appends `entries` after an entry of term `prevTerm` (undefined: unknown). */
   entriesAppended(node: string, prevTerm: number | undefined, entries: readonly Entry[]): void {
     let p = prevTerm;
     for (const e of entries) {
@@ -117,32 +126,13 @@ export class Checker {
     }
   }
 
-  /**
-   * A node whose current term is `nodeTerm` has a commit index covering
-   * `index`: its entry there (term `term`, `entry` if still held) must be the
-   * one committed everywhere. The first node to see it committed learnt so in
-   * `nodeTerm` (the term the commit was decided in, or a later one): every
-   * leader of a higher term must hold the entry.
-   */
-  committed(
-    node: string,
-    index: number,
-    term: number,
-    entry: Entry | undefined,
-    nodeTerm: number,
-    cores: Iterable<RaftCore>,
-  ): void {
+  /** `node`, in term `nodeTerm`, has index `index` of term `term` committed. */
+  committed(node: string, index: number, term: number, nodeTerm: number): void {
     const known = this.committedTerm[index];
     if (known === undefined) {
       this.committedTerm[index] = term;
       this.#committedIn[index] = nodeTerm;
-      this.#committedEntry[index] = entry;
       if (index > this.maxCommitted) this.maxCommitted = index;
-      for (const core of cores) {
-        if (core.state === "leader" && core.term > nodeTerm) {
-          this.#leaderHas(core, index, term, "is");
-        }
-      }
       return;
     }
     if (known !== term) {
@@ -151,44 +141,32 @@ export class Checker {
       );
       return;
     }
-    const other = this.#committedEntry[index];
-    if (entry !== undefined) {
-      if (other === undefined) this.#committedEntry[index] = entry;
-      else if (!sameEntry(other, entry)) {
-        this.fail(`state machine safety: ${node} committed a different entry at index ${index}`);
-      }
-    }
+    if (nodeTerm < this.#committedIn[index]) this.#committedIn[index] = nodeTerm;
   }
 
-  /** Leader completeness: a new leader holds every entry committed in an earlier term. */
-  leaderCompleteness(core: RaftCore): void {
-    for (let i = 1; i <= this.maxCommitted; i++) {
+  /**
+   * `log` is the log of the leader of `term`, up to `lastIndex` (its first
+   * entry of the term is at `lastIndex + 1`): it must hold every entry
+   * committed in an earlier term.
+   */
+  leaderCompleteness(log: LogView, term: number, lastIndex: number): void {
+    for (let i = log.compactedTo + 1; i <= this.maxCommitted; i++) {
       const t = this.committedTerm[i];
-      if (t === undefined || this.#committedIn[i] >= core.term) continue;
-      this.#leaderHas(core, i, t, "became");
-      if (this.violation) return;
-    }
-  }
-
-  #leaderHas(core: RaftCore, index: number, term: number, how: string): void {
-    const t = core.termAt(index);
-    if (t === undefined) {
-      // Compacted away (a snapshot covers it) is fine; missing at the end is not.
-      if (index > core.lastIndex) {
-        this.fail(
-          `leader completeness: ${core.id} ${how} leader of term ${core.term} without committed entry ${index}/${term} (last index ${core.lastIndex})`,
-        );
-      }
+      if (t === undefined || this.#committedIn[i] >= term) continue;
+      const held = i <= lastIndex ? log.termAt(i) : undefined;
+      if (held === t) continue;
+      this.fail(
+        `leader completeness: ${log.id} became leader of term ${term} ${
+          held === undefined
+            ? `without committed entry ${i}/${t} (last index ${lastIndex})`
+            : `with term ${held} at committed index ${i} (committed term ${t})`
+        }`,
+      );
       return;
     }
-    if (t !== term) {
-      this.fail(
-        `leader completeness: ${core.id} ${how} leader of term ${core.term} with term ${t} at committed index ${index} (committed term ${term})`,
-      );
-    }
   }
 
-  /** State machine safety: no two nodes apply different entries at one index. */
+  /** `node` applied `entry` to its state machine. */
   applied(node: string, entry: Entry): void {
     const i = entry.index;
     const first = this.#applied[i];
@@ -209,36 +187,9 @@ export class Checker {
     }
   }
 
-  /** The entry that was applied at `index`, if any node applied it. */
+  /** The entry applied at `index` by whichever node applied it first. */
   appliedAt(index: number): Entry | undefined {
     return this.#applied[index];
-  }
-
-  /**
-   * Full log matching between two in-memory logs: from the highest index
-   * where their terms agree down, every held entry must be identical.
-   */
-  compareLogs(a: RaftCore, b: RaftCore): void {
-    const lo = Math.max(a.firstIndex, b.firstIndex);
-    const hi = Math.min(a.lastIndex, b.lastIndex);
-    let matched = false;
-    for (let i = hi; i >= lo; i--) {
-      const ea = a.entryAt(i);
-      const eb = b.entryAt(i);
-      if (ea === undefined || eb === undefined) continue;
-      if (!matched) {
-        matched = ea.term === eb.term;
-        if (!matched) continue;
-      }
-      if (!sameEntry(ea, eb)) {
-        this.fail(
-          `log matching: ${a.id} and ${b.id} agree at a later index but differ at index ${i} (${
-            describe(ea)
-          } vs ${describe(eb)})`,
-        );
-        return;
-      }
-    }
   }
 }
 

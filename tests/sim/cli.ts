@@ -1,18 +1,20 @@
 /**
- * Deterministic simulation CLI.
+ * The whole-node simulation's command (see `simulation.ts`).
  *
  * ```sh
- * deno task sim --seeds 1000 --seed-start 1 [--nodes 3|5] [--steps 300] [--workers 2]
- * deno task sim --seed 42 --trace [--nodes 3|5] [--steps 300]
+ * deno task sim --seeds 1000 --seed-start 1 [--nodes 3|5] [--steps 150] [--workers 2]
+ * deno task sim --seed 42 --trace [--nodes 3|5] [--steps 150]
  * ```
  *
- * Prints one JSON line `{"seeds":N,"steps":...,"violations":V,"failing_seeds":[...]}`
+ * Prints one JSON line `{"seeds":N,"steps":...,"client_ops":C,"violations":V,"failing_seeds":[...]}`
+ * (`client_ops`: client operations checked for linearizability)
  * and exits non-zero when any seed violates an invariant; each failure is
  * also printed (to stderr) with the command that replays it.
  *
  * @module
  */
 
+import { configure, type LogRecord } from "@logtape/logtape";
 import { parseArgs } from "node:util";
 import { type BatchOptions, type BatchSummary, mergeSummary, runBatch } from "./runner.ts";
 import { runSimulation } from "./simulation.ts";
@@ -62,6 +64,7 @@ function report(summary: BatchSummary, extraFlags: string): never {
     seeds: summary.seeds,
     steps: summary.steps,
     events: summary.events,
+    client_ops: summary.clientOps,
     violations: summary.violations,
     failing_seeds: summary.failures.map((f) => f.seed).sort((a, b) => a - b),
   }));
@@ -74,12 +77,26 @@ const flags = (nodes !== undefined ? ` --nodes ${nodes}` : "") +
 if (values.seed !== undefined) {
   const seed = int("seed", values.seed, 0)!;
   const trace = values.trace ? (line: string) => console.log(line) : undefined;
-  const r = runSimulation({ seed, nodes, steps, trace });
+  if (values.trace) {
+    // What the nodes log (warnings and errors) goes into the trace too.
+    const render = (r: LogRecord) =>
+      r.message.map((part) => part instanceof Error ? part.message : String(part)).join("");
+    await configure({
+      reset: true,
+      sinks: { trace: (r: LogRecord) => console.log(`        [${r.level}] ${render(r)}`) },
+      loggers: [
+        { category: ["raftd"], lowestLevel: "warning", sinks: ["trace"] },
+        { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["trace"] },
+      ],
+    });
+  }
+  const r = await runSimulation({ seed, nodes, steps, trace });
   if (values.trace) console.log(`stats ${JSON.stringify(r.stats)}`);
   report({
     seeds: 1,
     steps: r.steps,
     events: r.events,
+    clientOps: r.clientOps,
     violations: r.violation === undefined ? 0 : 1,
     failures: r.violation === undefined ? [] : [{ seed, nodes: r.nodes, violation: r.violation }],
   }, flags);
@@ -90,9 +107,16 @@ const start = int("seed-start", values["seed-start"], 0)!;
 const seeds = Array.from({ length: count }, (_, i) => start + i);
 const workers = int("workers", values.workers, 1) ?? (count >= 64 ? 2 : 1);
 
-if (workers <= 1) report(runBatch({ seeds, nodes, steps }), flags);
+if (workers <= 1) report(await runBatch({ seeds, nodes, steps }), flags);
 
-const total: BatchSummary = { seeds: 0, steps: 0, events: 0, violations: 0, failures: [] };
+const total: BatchSummary = {
+  seeds: 0,
+  steps: 0,
+  events: 0,
+  clientOps: 0,
+  violations: 0,
+  failures: [],
+};
 await Promise.all(Array.from({ length: workers }, (_, w) => {
   const batch: BatchOptions = { seeds: seeds.filter((_, i) => i % workers === w), nodes, steps };
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });

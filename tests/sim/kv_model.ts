@@ -123,6 +123,37 @@ export function kvModel(
   };
 }
 
+/**
+ * Drop the puts of unknown outcome that nothing observed: no read returned
+ * their value, and no compare-and-set names an index that no response
+ * showed (which could be theirs). Such a put can always be taken to happen
+ * last (or never) without changing what anyone saw, and many of them (a
+ * leader dying with a full pipeline) make the search explode.
+ */
+export function pruneUnseen(ops: KvOperation[]): KvOperation[] {
+  const known = new Set<number>([0]);
+  const readValues = new Set<string>();
+  for (const op of ops) {
+    const o = op.output;
+    if (o?.kind === "written") known.add(o.index);
+    if (o?.kind === "read") {
+      known.add(o.index);
+      if (o.value !== undefined) readValues.add(o.value);
+    }
+    if (op.input.op === "restore") known.add(op.input.index);
+  }
+  for (const op of ops) {
+    const i = op.input;
+    if ((i.op === "put" || i.op === "delete") && i.cas !== undefined && !known.has(i.cas)) {
+      return ops;
+    }
+    if (op.output?.kind === "conflict" && !known.has(op.output.current)) return ops;
+  }
+  return ops.filter((op) =>
+    !(op.input.op === "put" && op.output === undefined && !readValues.has(op.input.value))
+  );
+}
+
 /** The verdict for a whole KV history. */
 export interface KvCheckResult {
   /** `ok` when every key's history is linearizable; `unknown` when a search ran out of budget. */
@@ -152,8 +183,8 @@ function describe(op: KvOperation): string {
     : o.kind === "conflict"
     ? `conflict current=${o.current}`
     : `${o.value ?? "(absent)"}@${o.index}`;
-  const ret = op.ret === Infinity ? "?" : String(op.ret);
-  return `[${op.call}, ${ret}] ${op.client ?? ""} ${what} -> ${got}`;
+  const ret = op.ret === Infinity ? "?" : String(Math.round(op.ret * 10) / 10);
+  return `[${Math.round(op.call * 10) / 10}, ${ret}] ${op.client ?? ""} ${what} -> ${got}`;
 }
 
 /**
@@ -171,7 +202,7 @@ function describe(op: KvOperation): string {
  */
 export function checkKvHistory(
   history: ReadonlyArray<KvOperation>,
-  options: { maxSteps?: number } = {},
+  options: { maxSteps?: number; prune?: boolean } = {},
 ): KvCheckResult {
   const byKey = new Map<string, KvOperation[]>();
   for (const op of history) {
@@ -181,7 +212,7 @@ export function checkKvHistory(
   }
   let unknown: KvCheckResult | undefined;
   for (const key of [...byKey.keys()].sort()) {
-    const ops = byKey.get(key)!;
+    const ops = options.prune === false ? byKey.get(key)! : pruneUnseen(byKey.get(key)!);
     const indexOf = new Map<string, number>();
     for (const op of ops) {
       const o = op.output;
@@ -196,11 +227,15 @@ export function checkKvHistory(
     const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) =>
       a.op.call - b.op.call || a.i - b.i
     );
+    const linearized = new Set(verdict.longest);
+    const stuck = sorted.filter(({ i }) => !linearized.has(i));
     const report = [
       `history of key ${key} (${ops.length} operations, [invoked, answered]):`,
       ...sorted.map(({ op }) => `  ${describe(op)}`),
-      `longest linearizable prefix (${verdict.longest.length} operations):`,
-      ...verdict.longest.map((i) => `  ${describe(ops[i])}`),
+      `longest linearizable prefix (${verdict.longest.length} operations), its end:`,
+      ...verdict.longest.slice(-8).map((i) => `  ${describe(ops[i])}`),
+      `operations it could not place next (first ${Math.min(8, stuck.length)} by invocation):`,
+      ...stuck.slice(0, 8).map(({ op }) => `  ${describe(op)}`),
     ];
     const result: KvCheckResult = {
       result: verdict.result,

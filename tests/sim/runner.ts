@@ -25,6 +25,8 @@ export interface BatchSummary {
   steps: number;
   /** Events processed over all seeds. */
   events: number;
+  /** Client KV operations checked for linearizability over all seeds. */
+  clientOps: number;
   /** Seeds with a violation. */
   violations: number;
   /** The failing seeds with their violation. */
@@ -32,22 +34,30 @@ export interface BatchSummary {
 }
 
 /**
- * Run every seed of `options` in this thread.
+ * Run every seed of `options` in this thread, one after the other.
  *
  * @example
  * ```ts
  * import { runBatch } from "./runner.ts";
- * const summary = runBatch({ seeds: [1, 2], steps: 30 });
+ * const summary = await runBatch({ seeds: [1, 2], steps: 30 });
  * console.log(summary.seeds); // 2
  * ```
  */
-export function runBatch(options: BatchOptions): BatchSummary {
-  const summary: BatchSummary = { seeds: 0, steps: 0, events: 0, violations: 0, failures: [] };
+export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
+  const summary: BatchSummary = {
+    seeds: 0,
+    steps: 0,
+    events: 0,
+    clientOps: 0,
+    violations: 0,
+    failures: [],
+  };
   for (const seed of options.seeds) {
-    const r: SimResult = runSimulation({ seed, nodes: options.nodes, steps: options.steps });
+    const r: SimResult = await runSimulation({ seed, nodes: options.nodes, steps: options.steps });
     summary.seeds++;
     summary.steps += r.steps;
     summary.events += r.events;
+    summary.clientOps += r.clientOps;
     if (r.violation !== undefined) {
       summary.violations++;
       summary.failures.push({ seed, nodes: r.nodes, violation: r.violation });
@@ -62,8 +72,8 @@ export function runBatch(options: BatchOptions): BatchSummary {
  * @example
  * ```ts
  * import { mergeSummary, runBatch } from "./runner.ts";
- * const total = runBatch({ seeds: [1], steps: 20 });
- * mergeSummary(total, runBatch({ seeds: [2], steps: 20 }));
+ * const total = await runBatch({ seeds: [1], steps: 20 });
+ * mergeSummary(total, await runBatch({ seeds: [2], steps: 20 }));
  * console.log(total.seeds); // 2
  * ```
  */
@@ -71,6 +81,7 @@ export function mergeSummary(a: BatchSummary, b: BatchSummary): void {
   a.seeds += b.seeds;
   a.steps += b.steps;
   a.events += b.events;
+  a.clientOps += b.clientOps;
   a.violations += b.violations;
   a.failures.push(...b.failures);
 }

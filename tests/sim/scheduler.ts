@@ -26,6 +26,12 @@ export interface ScheduledEvent extends Timed {
   readonly loop: EventLoop;
   /** What to run. */
   readonly fn: () => void;
+  /**
+   * Where it comes from, for I/O (a peer's connection, a client, the disk):
+   * a resumed loop handles what came from different sources in any order,
+   * each source's in order. Timers and tasks have none.
+   */
+  readonly source?: string;
   /** Set by {@linkcode EventLoop.cancel}. */
   cancelled: boolean;
 }
@@ -55,24 +61,40 @@ export class Scheduler {
   #now = 0;
   #events = 0;
   #onError: (error: unknown, loop: EventLoop) => void;
+  #running: EventLoop | undefined;
   /** The world's loop: never paused; runs the network and the simulation's own steps. */
   readonly world: EventLoop;
+  /** Randomness for the order a resumed loop reads its sources in (none: arrival order). */
+  readonly random: (() => number) | undefined;
 
   /**
    * @param options.onError called when a callback throws (in a real runtime
    *   an uncaught exception in a timer or I/O callback kills the process);
    *   default: rethrow, which stops {@linkcode Scheduler.runNext}.
+   * @param options.random randomness in [0, 1) for the order a resumed loop
+   *   reads its sources in; default: the order their data came in.
    */
-  constructor(options: { onError?: (error: unknown, loop: EventLoop) => void } = {}) {
+  constructor(
+    options: {
+      onError?: (error: unknown, loop: EventLoop) => void;
+      random?: () => number;
+    } = {},
+  ) {
     this.#onError = options.onError ?? ((error) => {
       throw error;
     });
+    this.random = options.random;
     this.world = new EventLoop(this, "world");
   }
 
   /** Virtual milliseconds since the start. */
   get now(): number {
     return this.#now;
+  }
+
+  /** The loop whose event runs right now (its microtasks included), if any. */
+  get running(): EventLoop | undefined {
+    return this.#running;
   }
 
   /** Events run so far. */
@@ -105,13 +127,14 @@ export class Scheduler {
 
   /**
    * Run the earliest runnable event, then let its microtasks settle. Returns
-   * false when the queue is empty. Events of paused loops are set aside for
-   * their loop; those of dead loops and cancelled ones are dropped.
+   * the loop it ran on, or undefined when the queue is empty. Events of
+   * paused loops are set aside for their loop; those of dead loops and
+   * cancelled ones are dropped.
    */
-  async runNext(): Promise<boolean> {
+  async runNext(): Promise<EventLoop | undefined> {
     for (;;) {
       const event = this.#queue.pop();
-      if (event === undefined) return false;
+      if (event === undefined) return undefined;
       if (event.cancelled) continue;
       const loop = event.loop;
       if (!loop.alive) continue;
@@ -121,13 +144,15 @@ export class Scheduler {
       }
       this.#now = event.time;
       this.#events++;
+      this.#running = loop;
       try {
         event.fn();
       } catch (error) {
         this.#onError(error, loop);
       }
       await settle();
-      return true;
+      this.#running = undefined;
+      return loop;
     }
   }
 
@@ -192,20 +217,24 @@ export class EventLoop {
     return this.#paused;
   }
 
-  /** Run `fn` on this loop `delayMs` from now (0: after what is already due now). */
-  schedule(delayMs: number, fn: () => void): ScheduledEvent {
+  /**
+   * Run `fn` on this loop `delayMs` from now (0: after what is already due
+   * now). `source` names where I/O comes from (see {@linkcode ScheduledEvent.source}).
+   */
+  schedule(delayMs: number, fn: () => void, source?: string): ScheduledEvent {
     const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
-    return this.scheduleAt(this.#scheduler.now + delay, fn);
+    return this.scheduleAt(this.#scheduler.now + delay, fn, source);
   }
 
   /** Run `fn` on this loop at virtual time `time` (not before now). */
-  scheduleAt(time: number, fn: () => void): ScheduledEvent {
+  scheduleAt(time: number, fn: () => void, source?: string): ScheduledEvent {
     const event: ScheduledEvent = {
       time: Math.max(time, this.#scheduler.now),
       seq: 0,
       loop: this,
       fn,
       cancelled: false,
+      source,
     };
     if (this.#alive) this.#scheduler.enqueue(event);
     return event;
@@ -221,14 +250,36 @@ export class EventLoop {
     this.#paused = true;
   }
 
-  /** Handle again: everything that came due while paused runs now, in the order it came due. */
+  /**
+   * Handle again: everything that came due while paused runs now. As a
+   * real event loop does: expired timers and tasks first, in the order they
+   * came due; then I/O, each source's in order, the sources interleaved at
+   * random (a loop reads its ready sockets in no particular order, not in
+   * the order their data arrived).
+   */
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    const held = this.#held;
+    const held = this.#held.filter((e) => !e.cancelled);
     this.#held = [];
+    const now = this.#scheduler.now;
+    const random = this.#scheduler.random;
+    const bySource = new Map<string, ScheduledEvent[]>();
     for (const event of held) {
-      if (!event.cancelled) this.scheduleAt(this.#scheduler.now, event.fn);
+      if (event.source === undefined || random === undefined) {
+        this.scheduleAt(now, event.fn, event.source);
+        continue;
+      }
+      let queue = bySource.get(event.source);
+      if (queue === undefined) bySource.set(event.source, queue = []);
+      queue.push(event);
+    }
+    const queues = [...bySource.values()];
+    while (random !== undefined && queues.length > 0) {
+      const k = Math.floor(random() * queues.length);
+      const event = queues[k].shift()!;
+      this.scheduleAt(now, event.fn, event.source);
+      if (queues[k].length === 0) queues.splice(k, 1);
     }
   }
 

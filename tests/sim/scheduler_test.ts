@@ -178,3 +178,25 @@ Deno.test("virtual clock: clearTimeout, close drops tasks but not timers", async
   await s.runUntil(100);
   assert.deepEqual(ran, ["timer"]);
 });
+
+Deno.test("scheduler: a resumed loop runs its timers first, then its sources in any order, each in order", async () => {
+  const orders = new Set<string>();
+  for (let seed = 1; seed <= 30; seed++) {
+    let x = seed;
+    const s = new Scheduler({ random: () => (x = (x * 48271) % 2147483647) / 2147483647 });
+    const n = s.createLoop("n");
+    const ran: string[] = [];
+    n.pause();
+    n.schedule(1, () => ran.push("a1"), "a");
+    n.schedule(2, () => ran.push("b1"), "b");
+    n.schedule(3, () => ran.push("timer"));
+    n.schedule(4, () => ran.push("a2"), "a");
+    n.schedule(5, () => ran.push("b2"), "b");
+    s.world.scheduleAt(10, () => n.resume());
+    await s.runUntil(20);
+    assert.equal(ran[0], "timer");
+    assert.ok(ran.indexOf("a1") < ran.indexOf("a2") && ran.indexOf("b1") < ran.indexOf("b2"));
+    orders.add(ran.join(" "));
+  }
+  assert.ok(orders.size > 2, `only ${[...orders].join(" | ")}`);
+});

@@ -186,6 +186,8 @@ interface FileInode {
   durable: Bytes;
   /** Data operations since the last fsync, in order. */
   pending: DataOp[];
+  /** With a lying disk: how many of `pending` the next fsync makes durable. */
+  lagging: number;
   /** Unlinked: its bytes no longer count against the capacity. */
   unlinked: boolean;
 }
@@ -235,6 +237,12 @@ export class SimFileSystem implements FileSystem {
   faults: DiskFaults;
   /** Current latencies; change them at any time. */
   timing: DiskTiming;
+  /**
+   * A planted bug for tests: fsync reports success at once but lags one
+   * fsync behind (it makes durable only what the previous fsync covered), so
+   * a crash loses the last writes a process was told are durable.
+   */
+  lie = false;
   /** Counters since creation. */
   readonly stats: SimFsStats = {
     bytesWritten: 0,
@@ -257,6 +265,7 @@ export class SimFileSystem implements FileSystem {
   /** Metadata changes not yet durable, in order. */
   #metaOps: MetaOp[] = [];
   #used = 0;
+  #diverged = false;
 
   /** Creates an empty disk (an empty root directory, durable). */
   constructor(options: SimFileSystemOptions = {}) {
@@ -268,10 +277,21 @@ export class SimFileSystem implements FileSystem {
 
   /**
    * Complete operations on `loop` from now on: the process that owns the
-   * disk (re)started. Without a loop, operations complete in a microtask.
+   * disk (re)started. Without a loop, or without latency, operations
+   * complete in a microtask.
    */
   attach(loop: EventLoop | undefined): void {
     this.#loop = loop;
+  }
+
+  /**
+   * Whether a failed fsync left writes in the page cache that will never
+   * reach the disk (Linux marks them clean): a restarted process would read
+   * them as if they were there. Only a reboot ({@linkcode SimFileSystem.crash})
+   * clears them.
+   */
+  get cacheDiverged(): boolean {
+    return this.#diverged;
   }
 
   /** Bytes the files hold (what counts against the capacity). */
@@ -292,6 +312,7 @@ export class SimFileSystem implements FileSystem {
     const r = this.#random;
     this.stats.crashes++;
     this.#generation++;
+    this.#diverged = false;
     // Metadata: an ordered journal; some of it may have been committed.
     const k = keep ? Math.floor(r() * (this.#metaOps.length + 1)) : 0;
     for (let i = 0; i < k; i++) this.#applyMeta(this.#metaOps[i]);
@@ -301,6 +322,7 @@ export class SimFileSystem implements FileSystem {
       if (inode.kind !== "file" || inode.pending.length === 0) continue;
       const ops = inode.pending;
       inode.pending = [];
+      inode.lagging = 0;
       if (!keep) {
         this.stats.lostWrites += ops.length;
         continue;
@@ -353,6 +375,7 @@ export class SimFileSystem implements FileSystem {
           data: new Bytes(),
           durable: new Bytes(),
           pending: [],
+          lagging: 0,
           unlinked: false,
         };
         this.#inodes.set(file.id, file);
@@ -561,6 +584,12 @@ export class SimFileSystem implements FileSystem {
   /** @internal fsync of a file. */
   handleSync(h: SimFileHandle, inode: FileInode) {
     return this.#handleIo(h, this.timing.sync(), () => {
+      if (this.lie) {
+        const lagging = inode.pending.splice(0, inode.lagging);
+        for (const op of lagging) applyData(inode.durable, op);
+        inode.lagging = inode.pending.length;
+        return;
+      }
       const ops = inode.pending;
       inode.pending = [];
       if (this.#random() < this.faults.syncError) {
@@ -568,6 +597,7 @@ export class SimFileSystem implements FileSystem {
         // as clean; the process still reads its data, the disk never gets it.
         this.stats.ioErrors++;
         this.stats.lostWrites += ops.length;
+        if (ops.length > 0) this.#diverged = true;
         throw new SimFsError("EIO", "fsync", h.path, "injected I/O error");
       }
       for (const op of ops) applyData(inode.durable, op);
@@ -627,8 +657,9 @@ export class SimFileSystem implements FileSystem {
         if (outcome!.ok) resolve(outcome!.value);
         else reject(outcome!.error);
       };
-      if (loop === undefined) queueMicrotask(deliver);
-      else loop.schedule(delay, deliver);
+      // No latency: it completes with the call's own turn (a page-cache hit).
+      if (loop === undefined || !(delay > 0)) queueMicrotask(deliver);
+      else loop.schedule(delay, deliver, "disk");
     });
   }
 

@@ -11,6 +11,7 @@
  */
 
 import type { InstallSnapshotRequest, Message, ServerAddress } from "../../src/core/types.ts";
+import { TransportError } from "../../src/transport/errors.ts";
 import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory_transport.ts";
 import type { Transport, TransportHandler } from "../../src/transport/types.ts";
 import type { EventLoop, ScheduledEvent, Scheduler } from "./scheduler.ts";
@@ -21,6 +22,11 @@ export interface SimNetworkOptions {
   random: () => number;
   /** Virtual ms a snapshot chunk of `bytes` takes to arrive (bandwidth, jitter). Default 1. */
   chunkDelay?: (bytes: number) => number;
+  /**
+   * A snapshot stream with no chunk for this long fails on both sides, as
+   * the TCP transport's watchdog does (a paused or stalled receiver). Default 10 000.
+   */
+  snapshotStallMs?: number;
 }
 
 /** Counters of the snapshot streams of a {@linkcode SimNetwork}. */
@@ -60,17 +66,27 @@ export class SimNetwork {
   /** Counters of snapshot streams (message counters are in `memory.stats`). */
   readonly stats: SimNetworkStats = { snapshotsSent: 0, snapshotsDelivered: 0, snapshotChunks: 0 };
   readonly #world: EventLoop;
+  readonly #scheduler: Scheduler;
+  /** The loop of the process at each address, for deliveries. */
+  readonly #loops = new Map<ServerAddress, EventLoop>();
   readonly #chunkDelay: (bytes: number) => number;
+  readonly #stallMs: number;
 
   /** A network whose delays run on `scheduler`'s world loop. */
   constructor(scheduler: Scheduler, options: SimNetworkOptions) {
     const world = scheduler.world;
     this.#world = world;
+    this.#scheduler = scheduler;
     this.#chunkDelay = options.chunkDelay ?? (() => 1);
+    this.#stallMs = options.snapshotStallMs ?? 10_000;
     this.memory = new MemoryNetwork({
       random: options.random,
       timers: {
-        setTimeout: (callback, ms) => world.schedule(ms, callback),
+        // A delivery runs on the receiver's loop: one event per message.
+        setTimeout: (callback, ms, to, from) => {
+          const loop = to === undefined ? undefined : this.#loops.get(to);
+          return (loop?.alive ? loop : world).schedule(ms, callback, `peer ${from}`);
+        },
         clearTimeout: (handle) => world.cancel(handle as ScheduledEvent),
         now: () => scheduler.now,
       },
@@ -82,27 +98,98 @@ export class SimNetwork {
    * process closes its old transport and gets a new one on its new loop.
    */
   transport(address: ServerAddress, loop: EventLoop): Transport {
-    return new SimTransport(this, this.memory.transport(address), loop);
+    const transport = new SimTransport(this, this.memory.transport(address), loop);
+    this.#loops.set(address, loop);
+    return transport;
   }
 
-  /** @internal Pace a snapshot stream: each chunk arrives as an event of the receiver's loop. */
-  async *pace(data: AsyncIterable<Uint8Array>, loop: EventLoop): AsyncGenerator<Uint8Array> {
-    for await (const chunk of data) {
-      await onLoop(loop, this.#chunkDelay(chunk.length));
-      this.stats.snapshotChunks++;
-      yield chunk;
-    }
+  /** @internal The process at `address` (on `loop`) is gone: deliveries to it run on the world's loop. */
+  detach(address: ServerAddress, loop: EventLoop): void {
+    if (this.#loops.get(address) === loop) this.#loops.delete(address);
+  }
+
+  /** @internal Hand `deliver` to `loop`: now if it runs there already, else as its next event. */
+  deliverOn(loop: EventLoop, deliver: () => void): void {
+    if (this.#scheduler.running === loop) deliver();
+    else loop.schedule(0, deliver);
+  }
+
+  /**
+   * @internal Carry one snapshot stream to `handler` on the receiver's
+   * `loop`: each chunk arrives as an event of that loop; the stream breaks
+   * (both sides see an error) when it makes no progress for the stall
+   * timeout or when the receiver dies (`streams` is how its transport finds
+   * the streams to break).
+   */
+  carry(
+    handler: TransportHandler,
+    message: InstallSnapshotRequest,
+    data: AsyncIterable<Uint8Array>,
+    from: ServerAddress,
+    loop: EventLoop,
+    streams: Set<(error: Error) => void>,
+  ): Promise<void> {
+    this.stats.snapshotsSent++;
+    const world = this.#world;
+    const stallMs = this.#stallMs;
+    const stats = this.stats;
+    const chunkDelay = this.#chunkDelay;
+    return new Promise<void>((resolve, reject) => {
+      let broken: Error | undefined;
+      let watchdog: ScheduledEvent | undefined;
+      const end = () => {
+        streams.delete(breakStream);
+        if (watchdog) world.cancel(watchdog);
+      };
+      const breakStream = (error: Error) => {
+        if (broken) return;
+        broken = error;
+        end();
+        reject(error);
+      };
+      const arm = () => {
+        if (watchdog) world.cancel(watchdog);
+        watchdog = world.schedule(stallMs, () =>
+          breakStream(
+            new TransportError(
+              `snapshot transfer from ${from} to ${message.to} stalled: no progress for ${stallMs} ms`,
+            ),
+          ));
+      };
+      streams.add(breakStream);
+      arm();
+      const paced = async function* (): AsyncGenerator<Uint8Array> {
+        for await (const chunk of data) {
+          if (broken) throw broken;
+          await new Promise<void>((r) => loop.schedule(chunkDelay(chunk.length), r));
+          if (broken) throw broken;
+          arm();
+          stats.snapshotChunks++;
+          yield chunk;
+        }
+      };
+      loop.schedule(0, () => {
+        handler.onSnapshot(message, paced(), from).then(
+          () => {
+            if (broken) return;
+            end();
+            stats.snapshotsDelivered++;
+            resolve();
+          },
+          (error) => {
+            if (broken) return;
+            end();
+            reject(error);
+          },
+        );
+      });
+    });
   }
 
   /** @internal The world's loop (never paused). */
   get world(): EventLoop {
     return this.#world;
   }
-}
-
-/** Resolves as an event of `loop`, `delay` ms from now; never when the loop dies first. */
-function onLoop(loop: EventLoop, delay: number): Promise<void> {
-  return new Promise((resolve) => loop.schedule(delay, resolve));
 }
 
 /** Settle `promise` as an event of `loop` (a completion the process handles in its own turn). */
@@ -119,6 +206,8 @@ class SimTransport implements Transport {
   readonly #network: SimNetwork;
   readonly #inner: MemoryTransport;
   readonly #loop: EventLoop;
+  /** Incoming snapshot streams, to break when this process dies. */
+  readonly #streams = new Set<(error: Error) => void>();
 
   constructor(network: SimNetwork, inner: MemoryTransport, loop: EventLoop) {
     this.#network = network;
@@ -133,29 +222,19 @@ class SimTransport implements Transport {
   start(handler: TransportHandler): Promise<void> {
     const loop = this.#loop;
     const network = this.#network;
+    const streams = this.#streams;
     return settleOn(
       loop,
       this.#inner.start({
         onMessage(message: Message, from: ServerAddress): void {
-          loop.schedule(0, () => handler.onMessage(message, from));
+          network.deliverOn(loop, () => handler.onMessage(message, from));
         },
         onSnapshot(
           message: InstallSnapshotRequest,
           data: AsyncIterable<Uint8Array>,
           from: ServerAddress,
         ): Promise<void> {
-          network.stats.snapshotsSent++;
-          return new Promise<void>((resolve, reject) => {
-            loop.schedule(0, () => {
-              handler.onSnapshot(message, network.pace(data, loop), from).then(
-                () => {
-                  network.stats.snapshotsDelivered++;
-                  resolve();
-                },
-                reject,
-              );
-            });
-          });
+          return network.carry(handler, message, data, from, loop, streams);
         },
       }),
     );
@@ -173,7 +252,12 @@ class SimTransport implements Transport {
     return settleOn(this.#loop, this.#inner.sendSnapshot(address, message, data));
   }
 
+  /** Detach from the network; incoming snapshot streams break (the connection is reset). */
   close(): Promise<void> {
+    for (const breakStream of [...this.#streams]) {
+      breakStream(new TransportError(`connection to ${this.localAddress} reset`));
+    }
+    this.#network.detach(this.localAddress, this.#loop);
     return settleOn(this.#loop, this.#inner.close());
   }
 }

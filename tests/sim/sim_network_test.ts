@@ -214,3 +214,43 @@ Deno.test("sim network: a partition in the middle of a snapshot cuts it; the sen
   assert.match(receiverError, /was cut/);
   assert.match(senderError, /was cut/);
 });
+
+Deno.test("sim network: a receiver that dies or stalls mid-stream breaks the snapshot on both sides", async () => {
+  for (const fault of ["dies", "stalls"] as const) {
+    const s = new Scheduler();
+    const net = new SimNetwork(s, {
+      random: () => 0.5,
+      chunkDelay: () => 10,
+      snapshotStallMs: 100,
+    });
+    const loopA = s.createLoop("a");
+    const loopB = s.createLoop("b");
+    const a = net.transport("a", loopA);
+    const b = net.transport("b", loopB);
+    let chunksSeen = 0;
+    void b.start({
+      onMessage: () => {},
+      onSnapshot: async (_m, data) => {
+        for await (const _ of data) chunksSeen++;
+      },
+    });
+    await s.runUntil(1);
+    let senderError = "";
+    loopA.schedule(0, () => {
+      a.sendSnapshot("b", snapshotMessage("a", "b"), chunks(10, 100)).catch((e) =>
+        senderError = (e as Error).message
+      );
+    });
+    s.world.scheduleAt(25, () => {
+      if (fault === "dies") {
+        loopB.kill();
+        void b.close();
+      } else {
+        loopB.pause();
+      }
+    });
+    await s.runUntil(1000);
+    assert.ok(chunksSeen >= 1 && chunksSeen < 10, `${fault}: ${chunksSeen} chunks`);
+    assert.match(senderError, fault === "dies" ? /reset/ : /stalled: no progress for 100 ms/);
+  }
+});

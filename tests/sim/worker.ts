@@ -14,7 +14,7 @@ interface WorkerScope {
 }
 
 const scope = self as unknown as WorkerScope;
-scope.onmessage = (e: MessageEvent<BatchOptions>) => {
-  scope.postMessage(runBatch(e.data));
+scope.onmessage = async (e: MessageEvent<BatchOptions>) => {
+  scope.postMessage(await runBatch(e.data));
   scope.close();
 };
