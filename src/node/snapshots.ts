@@ -305,10 +305,16 @@ export class Snapshots<R> {
       if (!accepted) await sink.cancel();
     }
     if (!accepted) return; // the core answered the leader; nothing of it is kept
-    // The install (queued by the next Ready) waits for this before it reads the snapshot.
-    const published = sink.close().then(() => {});
+    // The install (queued by the next Ready) waits for this before it reads
+    // the snapshot. Installs queued before read theirs first: a store that
+    // keeps only its newest snapshots must not drop one of theirs for this.
+    const key = snapshotKey(m.meta);
+    const earlier = [...this.#installs].filter(([k]) => k !== key).map(([, p]) =>
+      p.catch(() => {})
+    );
+    const published = Promise.all(earlier).then(() => sink.close()).then(() => {});
     published.catch(() => {});
-    this.#published.set(snapshotKey(m.meta), published);
+    this.#published.set(key, published);
     await published;
   }
 
@@ -419,8 +425,13 @@ export class Snapshots<R> {
     const store = this.#parts.store;
     if (!store.remove) return;
     const retain = this.#node.config().retainSnapshots;
+    // A received snapshot the core accepted stays until the FSM holds it,
+    // however many newer ones there are: its install will read it.
+    const pending = new Set([...this.#installs.keys(), ...this.#published.keys()]);
     try {
-      for (const old of (await store.list()).slice(retain)) await store.remove(old.id);
+      for (const old of (await store.list()).slice(retain)) {
+        if (!pending.has(`${old.term}-${old.index}`)) await store.remove(old.id);
+      }
     } catch (e) {
       // The new snapshot is safe; an old one left behind is only disk space.
       this.#node.log.warn("removing old snapshots failed: {error}", { error: String(e) });
