@@ -811,6 +811,16 @@ export class RaftCore {
         // Granted pre-votes carry the future term; the term changes only on the real election.
       } else if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         this.#becomeFollower(m.term, m.from);
+      } else if (m.type === "vote") {
+        // The newer term is ours now, but only a granted vote restarts the
+        // election timer (Raft, Figure 2): candidates whose logs are too old
+        // to win, campaigning in turn, must not keep the servers that could
+        // win from ever timing out (without pre-vote they did, for minutes).
+        const elapsed = this.#electionElapsed;
+        const timeout = this.#randomizedElectionTimeout;
+        this.#becomeFollower(m.term, "");
+        this.#electionElapsed = elapsed;
+        this.#randomizedElectionTimeout = timeout;
       } else {
         this.#becomeFollower(m.term, "");
       }

@@ -364,3 +364,30 @@ Deno.test("a lagging voter votes for a candidate it does not know is a voter yet
   assert.deepEqual(c.leaders(), ["n2"]);
   assert.deepEqual(c.node("n3").applied, ["x"]);
 });
+
+Deno.test("without pre-vote, stale candidates campaigning in turn do not keep up-to-date voters from winning", () => {
+  // Found by the whole-node simulation (seed 108867, pre-vote off): two
+  // servers whose logs were too old to win campaigned in turn; every vote
+  // request of theirs (a newer term) restarted the other servers' election
+  // timers, so the servers that could win never timed out, and the cluster
+  // had no leader for the 30 s the run allowed. Only a granted vote restarts
+  // the timer now (Raft, Figure 2).
+  const c = Cluster.bootstrap(FIVE, { preVote: false });
+  c.elect("n1");
+  c.isolate("n4");
+  c.isolate("n5");
+  c.propose("n1", "a", "b");
+  c.heal();
+  c.isolate("n1"); // the leader is gone; n4 and n5 lag behind n2 and n3
+  for (const node of c.nodes.values()) {
+    // n4 and n5 time out first, always; n2 and n3 always last.
+    node.timeout = node.id === "n4" || node.id === "n5" ? 0 : 0.99;
+    node.core.reconfigure({});
+  }
+  let leader: string | undefined;
+  for (let i = 0; i < 200 && leader === undefined; i++) {
+    c.tick(1, ["n2", "n3", "n4", "n5"]);
+    leader = ["n2", "n3"].find((id) => c.core(id).state === "leader");
+  }
+  assert.ok(leader !== undefined, `no leader: terms ${FIVE.map((id) => c.core(id).term)}`);
+});

@@ -156,6 +156,10 @@ Deno.test("seeds that found bugs run clean", async () => {
     // install read it: the node stopped itself ("snapshot 2-87 is not in the
     // snapshot store").
     103162,
+    // Pre-vote off: two servers with stale logs campaigned in turn, and each
+    // of their vote requests restarted the others' election timers; no
+    // leader for the 30 s after healing.
+    108867,
   ];
   for (const seed of seeds) {
     const r = await runSimulation({ seed });
