@@ -12,6 +12,7 @@
  */
 
 import { runtimeName } from "./runtime.ts";
+export { SYNC_WRITE_MAX_BYTES } from "./sync_write.ts";
 import { denoFileSystem } from "./fs_deno.ts";
 
 /**
@@ -106,7 +107,11 @@ export interface FileHandle {
    * ends; returns the number of bytes read (less than `buf.length` only at EOF).
    */
   readAt(buf: Uint8Array, position: number): Promise<number>;
-  /** Write all of `data`; resolves once every byte is handed to the OS. */
+  /**
+   * Write all of `data`; resolves once every byte is handed to the OS. Small
+   * writes (up to {@linkcode SYNC_WRITE_MAX_BYTES}) are made synchronously,
+   * before `write` returns: see there why.
+   */
   write(data: Uint8Array): Promise<void>;
   /** `fdatasync`: file data (and the size) reach the disk. */
   dataSync(): Promise<void>;

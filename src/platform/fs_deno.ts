@@ -9,6 +9,7 @@
  */
 
 import type { DirEntry, FileHandle, FileInfo, FileSystem, OpenOptions } from "./fs.ts";
+import { SYNC_WRITE_MAX_BYTES } from "./sync_write.ts";
 
 class DenoFileHandle implements FileHandle {
   readonly path: string;
@@ -39,7 +40,20 @@ class DenoFileHandle implements FileHandle {
     return done;
   }
 
-  async write(data: Uint8Array): Promise<void> {
+  write(data: Uint8Array): Promise<void> {
+    if (data.length > SYNC_WRITE_MAX_BYTES) return this.#writeAsync(data);
+    try {
+      let done = 0;
+      while (done < data.length) {
+        done += this.#file.writeSync(done === 0 ? data : data.subarray(done));
+      }
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  async #writeAsync(data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
       done += await this.#file.write(done === 0 ? data : data.subarray(done));

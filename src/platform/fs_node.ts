@@ -7,6 +7,7 @@
 
 import * as fs from "node:fs";
 import type { DirEntry, FileHandle, FileInfo, FileSystem, OpenOptions } from "./fs.ts";
+import { SYNC_WRITE_MAX_BYTES } from "./sync_write.ts";
 
 const fsp = fs.promises;
 
@@ -49,7 +50,18 @@ class NodeFileHandle implements FileHandle {
     return done;
   }
 
-  async write(data: Uint8Array): Promise<void> {
+  write(data: Uint8Array): Promise<void> {
+    if (data.length > SYNC_WRITE_MAX_BYTES) return this.#writeAsync(data);
+    try {
+      let done = 0;
+      while (done < data.length) done += fs.writeSync(this.#fh.fd, data, done, data.length - done);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  async #writeAsync(data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await this.#fh.write(data, done, data.length - done);

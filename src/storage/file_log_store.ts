@@ -596,7 +596,9 @@ export class FileLogStore implements LogStore {
     }
     const firstIndex = group[0].entries[0].index;
     try {
-      const seg = await this.#segmentFor(firstIndex, bytes);
+      // Synchronous when the open segment takes the batch (almost always), so
+      // the write and its fdatasync start before the caller's next step.
+      const seg = this.#openSegmentFor(bytes) ?? await this.#segmentFor(firstIndex, bytes);
       const writer = this.#writer as FileHandle;
       if (seg.offsets.length < seg.count + count) {
         const grown = new Uint32Array(Math.max(seg.offsets.length * 2, seg.count + count, 1024));
@@ -664,6 +666,19 @@ export class FileLogStore implements LogStore {
       for (; k < es.length; k++) ring[es[k].index % size] = es[k];
     }
     this.#cacheLo = Math.max(lo, newLast - size + 1);
+  }
+
+  /** The segment being written, if the next write of `bytes` goes there without any change. */
+  #openSegmentFor(bytes: number): Segment | undefined {
+    const seg = this.#writerSeg;
+    if (
+      seg === undefined || this.#last === 0 || seg !== this.#segments.at(-1) ||
+      (seg.count > 0 &&
+        (seg.size + bytes > this.#segmentBytes || seg.size + bytes > MAX_SEGMENT_FILE_BYTES))
+    ) {
+      return undefined;
+    }
+    return seg;
   }
 
   /** The segment the next write of `bytes` starting at `firstIndex` goes to; rolls when full. */
