@@ -276,7 +276,9 @@ export class Raft<R = unknown> {
       snapshotInstalled: (meta) => this.#snapshots.noteInstalled(meta),
       persisted: (seq) => {
         this.#pending.releasePersisted(seq);
-        this.#loop.process();
+        // Not right here: the pipeline first finishes this batch, so the next
+        // Ready's write (and fdatasync) starts before its messages are sent.
+        this.#loop.scheduleSoon();
       },
     }, { lastIndex: stored.lastIndex, hardState: stored.hardState });
     this.#snapshots = new Snapshots(node, {
@@ -1363,10 +1365,13 @@ export class Raft<R = unknown> {
       }
       const deadline = operationDeadline(this.#clock, options, op);
       options?.signal?.throwIfAborted();
+      // Nothing uncommitted: no batch to wait for, so send this one at once.
+      const idle = this.#core.commitIndex === this.#core.lastIndex;
       const { index, term } = this.#core.propose([data], type);
       const kind = type === EntryType.Normal ? "apply" : "index";
       const promise = this.#pending.addApply(index, term, kind, deadline, options?.signal, op);
-      this.#loop.schedule();
+      if (idle) this.#loop.scheduleSoon();
+      else this.#loop.schedule();
       return promise;
     } catch (e) {
       return Promise.reject(asAbortError(e, op));
