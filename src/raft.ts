@@ -1430,9 +1430,27 @@ export class Raft<R = unknown> {
       const deadline = operationDeadline(this.#clock, options, op);
       options?.signal?.throwIfAborted();
       const id = this.#pending.nextReadId();
+      if (lease) {
+        // A lease holding now serves the read without the Ready loop: judged
+        // on the clock here, and again if it must wait for the FSM.
+        const point = this.#core.leaseReadPoint();
+        if (
+          point !== undefined &&
+          (point.leaseRound === undefined || this.#lease.holds(point.leaseRound))
+        ) {
+          const applied = this.#runner.appliedIndex;
+          if (!waitApply || applied >= point.index) return Promise.resolve(point.index);
+          const promise = this.#pending.addRead(id, waitApply, deadline, options?.signal, op);
+          this.#pending.readConfirmed(id, point.index, applied, point.leaseRound);
+          return promise;
+        }
+      }
+      // Nothing in flight: no batch to wait for, so the heartbeat round goes out at once.
+      const idle = !this.#pending.readsWaiting;
       this.#core.readIndex(id, lease);
       const promise = this.#pending.addRead(id, waitApply, deadline, options?.signal, op);
-      this.#loop.schedule();
+      if (idle) this.#loop.scheduleSoon();
+      else this.#loop.schedule();
       return promise;
     } catch (e) {
       return Promise.reject(asAbortError(e, op));

@@ -166,6 +166,11 @@ export class PendingOperations {
     this.#lease = lease;
   }
 
+  /** Whether a read waits for a confirmation from the core. */
+  get readsWaiting(): boolean {
+    return this.#reads.size > 0;
+  }
+
   /** A fresh id for a read request. */
   nextReadId(): number {
     return this.#nextReadId++;
