@@ -6,7 +6,7 @@
 
 import { type ApiContext, onLeader } from "./api_context.ts";
 import { readBody } from "./body.ts";
-import { HttpError, jsonResponse } from "./errors.ts";
+import { HttpError, jsonResponse, responseWith } from "./errors.ts";
 import { encodeDelete, encodePut } from "./kv_command.ts";
 import type { KvResult } from "./kv_fsm.ts";
 import { checkKey, consistencyParam, intParam } from "./validate.ts";
@@ -30,14 +30,11 @@ function readLocal(ctx: ApiContext, key: string): Response {
       "x-raft-applied-index": applied,
     });
   }
-  return new Response(item.value as Uint8Array<ArrayBuffer>, {
-    status: 200,
-    headers: {
-      "content-type": "application/octet-stream",
-      "x-raft-index": String(item.modifyIndex),
-      "x-raft-create-index": String(item.createIndex),
-      "x-raft-applied-index": applied,
-    },
+  return responseWith(item.value as Uint8Array<ArrayBuffer>, 200, {
+    "content-type": "application/octet-stream",
+    "x-raft-index": String(item.modifyIndex),
+    "x-raft-create-index": String(item.createIndex),
+    "x-raft-applied-index": applied,
   });
 }
 
