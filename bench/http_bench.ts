@@ -1,11 +1,24 @@
 /**
- * HTTP write benchmark of raftd: three real `raftd serve` processes on
- * loopback, a load client doing `PUT /v1/kv/{key}` against the leader over
- * keep-alive HTTP with `--conc` requests in flight. Prints one JSON line:
+ * HTTP benchmark of raftd: three real `raftd serve` processes on loopback, a
+ * load client keeping `--conc` requests in flight over keep-alive HTTP (one
+ * connection per concurrent request). Prints one JSON line per run:
  *
- * `{"impl":"raftd-http","runtime","n","size","conc","ops_per_s","p50_ms","p99_ms","follower_peak_rss_mb"}`
+ * `{"impl":"raftd-http","runtime","op","consistency","target","n","size","conc","ops_per_s",
+ * "p50_ms","p99_ms","follower_peak_rss_mb","client_cpu_pct","nodes_cpu_pct","load"}`
  *
- * Usage: `deno run -A bench/http_bench.ts [--n 20000] [--size 128] [--conc 64] [--runtime deno|bun]`
+ * - `--op put` (default): `PUT /v1/kv/k{i}` with a `--size`-byte value.
+ * - `--op get`: first `--keys` keys (default min(n, 10000)) are written, then
+ *   `GET /v1/kv/k{i mod keys}?consistency=…` reads them.
+ * - `--consistency linearizable|lease|stale` (GET only; default linearizable).
+ * - `--target leader|follower`: which node the client talks to (default leader;
+ *   a follower forwards writes and linearizable/lease reads to the leader).
+ *
+ * `client_cpu_pct` and `nodes_cpu_pct` are CPU time over wall time during the
+ * measured phase (100 = one core busy): the client shares the machine's cores
+ * with the three nodes. `load` is the 1-minute load average at the start.
+ *
+ * Usage: `deno run -A bench/http_bench.ts [--n 20000] [--size 128] [--conc 64] [--op put|get]
+ * [--consistency lease] [--target leader|follower] [--runs 1] [--runtime deno|bun]`
  * (with RAFTD_BIN set, that executable runs the nodes instead).
  *
  * @module
@@ -23,6 +36,13 @@ const { values } = parseArgs({
     size: { type: "string", default: "128" },
     conc: { type: "string", default: "64" },
     runtime: { type: "string", default: "deno" },
+    op: { type: "string", default: "put" },
+    consistency: { type: "string", default: "linearizable" },
+    target: { type: "string", default: "leader" },
+    keys: { type: "string" },
+    runs: { type: "string", default: "1" },
+    /** Write a V8 tick log of n1, the first leader (Deno only), into this directory. */
+    "cpu-prof": { type: "string" },
     verbose: { type: "boolean", default: false },
   },
   strict: true,
@@ -30,9 +50,28 @@ const { values } = parseArgs({
 const n = Number(values.n);
 const size = Number(values.size);
 const conc = Number(values.conc);
+const runs = Number(values.runs);
+const keys = Number(values.keys ?? Math.min(n, 10_000));
 const runtime = values.runtime;
-if (![n, size, conc].every((x) => Number.isInteger(x) && x > 0)) {
-  console.error("error: --n, --size and --conc must be positive integers");
+const op = values.op;
+const consistency = values.consistency;
+const target = values.target;
+if (![n, size, conc, runs, keys].every((x) => Number.isInteger(x) && x > 0)) {
+  console.error("error: --n, --size, --conc, --runs and --keys must be positive integers");
+  Deno.exit(2);
+}
+if (op !== "put" && op !== "get") {
+  console.error(`error: --op must be put or get, got ${JSON.stringify(op)}`);
+  Deno.exit(2);
+}
+if (!["linearizable", "lease", "stale"].includes(consistency)) {
+  console.error(
+    `error: --consistency must be linearizable, lease or stale, got ${JSON.stringify(consistency)}`,
+  );
+  Deno.exit(2);
+}
+if (target !== "leader" && target !== "follower") {
+  console.error(`error: --target must be leader or follower, got ${JSON.stringify(target)}`);
   Deno.exit(2);
 }
 if (runtime !== "deno" && runtime !== "bun") {
@@ -109,116 +148,190 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
+/** Raft messages the node at `url` has sent so far, by type (from /metrics). */
+async function rpcSent(url: string): Promise<Record<string, number>> {
+  const res = await fetch(`${url}/metrics`);
+  const text = await res.text();
+  const sent: Record<string, number> = {};
+  for (const m of text.matchAll(/^raftd_rpc_sent_total\{type="([a-z_]+)"\} (\d+)/gm)) {
+    sent[m[1]] = Number(m[2]);
+  }
+  return sent;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number | "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) start at ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ)
+}
+
 const cmd = await raftdCommand();
-const dir = await Deno.makeTempDir({ prefix: "raftd-bench-" });
-const nodes: BenchNode[] = [];
-try {
-  for (let i = 1; i <= 3; i++) {
-    const id = `n${i}`;
-    const httpPort = freePort();
-    const url = `http://127.0.0.1:${httpPort}`;
-    const child = new Deno.Command(cmd[0], {
-      args: [
-        ...cmd.slice(1),
-        "serve",
-        "--id",
-        id,
-        "--raft",
-        `127.0.0.1:${freePort()}`,
-        "--http",
-        `127.0.0.1:${httpPort}`,
-        "--data",
-        `${dir}/${id}`,
-        "--log-level",
-        values.verbose ? "info" : "warning",
-        "--max-value-bytes",
-        String(Math.max(size, 1024 * 1024)),
-        ...(i === 1 ? ["--bootstrap"] : ["--join", nodes[0].url]),
-      ],
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    nodes.push({ id, url, child });
-    if (i === 1) {
-      await waitFor("n1 healthy", async () => (await getJson(`${url}/health`)) !== undefined);
+for (let run = 0; run < runs; run++) await runOnce();
+
+async function runOnce(): Promise<void> {
+  const load = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  const dir = await Deno.makeTempDir({ prefix: "raftd-bench-" });
+  const nodes: BenchNode[] = [];
+  try {
+    for (let i = 1; i <= 3; i++) {
+      const id = `n${i}`;
+      const httpPort = freePort();
+      const url = `http://127.0.0.1:${httpPort}`;
+      const profile = i === 1 && values["cpu-prof"] !== undefined && runtime === "deno" &&
+        !Deno.env.get("RAFTD_BIN");
+      const child = new Deno.Command(cmd[0], {
+        args: [
+          ...(profile
+            ? [
+              cmd[1],
+              cmd[2],
+              `--v8-flags=--prof,--prof-sampling-interval=200,--logfile=${
+                values["cpu-prof"]
+              }/v8-%p.log`,
+            ]
+            : cmd.slice(1, 3)),
+          ...cmd.slice(3),
+          "serve",
+          "--id",
+          id,
+          "--raft",
+          `127.0.0.1:${freePort()}`,
+          "--http",
+          `127.0.0.1:${httpPort}`,
+          "--data",
+          `${dir}/${id}`,
+          "--log-level",
+          values.verbose ? "info" : "warning",
+          "--max-value-bytes",
+          String(Math.max(size, 1024 * 1024)),
+          ...(i === 1 ? ["--bootstrap"] : ["--join", nodes[0].url]),
+        ],
+        stdin: "null",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
+      nodes.push({ id, url, child });
+      if (i === 1) {
+        await waitFor("n1 healthy", async () => (await getJson(`${url}/health`)) !== undefined);
+      }
     }
-  }
-  await waitFor("three voters", async () => {
-    const s = await getJson(`${nodes[0].url}/v1/status`);
-    const conf = (s?.configuration ?? []) as { suffrage: string; http: string | null }[];
-    return conf.length === 3 && conf.every((c) => c.suffrage === "voter" && c.http !== null);
-  });
-  for (const node of nodes) {
-    await waitFor(
-      `${node.id} healthy`,
-      async () => (await getJson(`${node.url}/health`)) !== undefined,
+    await waitFor("three voters", async () => {
+      const s = await getJson(`${nodes[0].url}/v1/status`);
+      const conf = (s?.configuration ?? []) as { suffrage: string; http: string | null }[];
+      return conf.length === 3 && conf.every((c) => c.suffrage === "voter" && c.http !== null);
+    });
+    for (const node of nodes) {
+      await waitFor(
+        `${node.id} healthy`,
+        async () => (await getJson(`${node.url}/health`)) !== undefined,
+      );
+    }
+    const status = await getJson(`${nodes[0].url}/v1/status`);
+    const leaderId = (status?.leader as { id: string } | null)?.id;
+    const leader = nodes.find((x) => x.id === leaderId);
+    if (!leader) throw new Error("no leader");
+    const followers = nodes.filter((x) => x !== leader);
+
+    const value = new Uint8Array(size).fill(120);
+    const server = target === "leader" ? leader : followers[0];
+    // One keep-alive connection per concurrent client.
+    const connections = await Promise.all(
+      Array.from({ length: conc }, () => RawHttpConnection.open(server.url)),
     );
-  }
-  const status = await getJson(`${nodes[0].url}/v1/status`);
-  const leaderId = (status?.leader as { id: string } | null)?.id;
-  const leader = nodes.find((x) => x.id === leaderId);
-  if (!leader) throw new Error("no leader");
-  const followers = nodes.filter((x) => x !== leader);
+    const put = async (c: RawHttpConnection, key: string) => {
+      const res = await c.request("PUT", `/v1/kv/${key}`, value);
+      if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status} ${res.text()}`);
+    };
+    const query = `?consistency=${consistency}`;
+    const get = async (c: RawHttpConnection, key: string) => {
+      const res = await c.request("GET", `/v1/kv/${key}${query}`);
+      if (res.status !== 200) throw new Error(`GET ${key}: ${res.status} ${res.text()}`);
+    };
+    // Warm up connections and JIT; for reads, write the keys first.
+    let next = 0;
+    const warm = op === "get" ? keys : Math.min(1000, n);
+    await Promise.all(connections.map(async (c) => {
+      while (next < warm) {
+        const i = next++;
+        await put(c, op === "get" ? `k${i}` : `warm-${i}`);
+      }
+    }));
+    if (op === "get") {
+      // Every node has applied the last write (stale reads of a follower find it).
+      next = 0;
+      await Promise.all(connections.map(async (c) => {
+        while (next < Math.min(1000, n)) await get(c, `k${next++ % keys}`);
+      }));
+    }
 
-  const value = new Uint8Array(size).fill(120);
-  // One keep-alive connection per concurrent client.
-  const connections = await Promise.all(
-    Array.from({ length: conc }, () => RawHttpConnection.open(leader.url)),
-  );
-  const put = async (c: RawHttpConnection, key: string) => {
-    const res = await c.request("PUT", `/v1/kv/${key}`, value);
-    if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status} ${res.body}`);
-  };
-  // Warm up connections and JIT.
-  let next = 0;
-  const warm = Math.min(1000, n);
-  await Promise.all(connections.map(async (c) => {
-    while (next < warm) await put(c, `warm-${next++}`);
-  }));
-
-  const latencies = new Float64Array(n);
-  next = 0;
-  const started = performance.now();
-  await Promise.all(connections.map(async (c) => {
-    for (;;) {
-      const i = next++;
-      if (i >= n) return;
-      const t0 = performance.now();
-      await put(c, `k${i}`);
-      latencies[i] = performance.now() - t0;
+    const latencies = new Float64Array(n);
+    next = 0;
+    const run = op === "put" ? (c: RawHttpConnection, i: number) => put(c, `k${i}`) : (
+      c: RawHttpConnection,
+      i: number,
+    ) => get(c, `k${i % keys}`);
+    const sent0 = await rpcSent(leader.url);
+    const cpu0 = nodes.map((x) => cpuSeconds(x.child.pid));
+    const client0 = cpuSeconds("self");
+    const started = performance.now();
+    await Promise.all(connections.map(async (c) => {
+      for (;;) {
+        const i = next++;
+        if (i >= n) return;
+        const t0 = performance.now();
+        await run(c, i);
+        latencies[i] = performance.now() - t0;
+      }
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    const clientCpu = cpuSeconds("self") - client0;
+    const nodesCpu = nodes.reduce((sum, x, k) => sum + cpuSeconds(x.child.pid) - cpu0[k], 0);
+    const sent1 = await rpcSent(leader.url);
+    const leaderSent: Record<string, number> = {};
+    for (const [type, count] of Object.entries(sent1)) {
+      if (count - (sent0[type] ?? 0) > 0) leaderSent[type] = count - (sent0[type] ?? 0);
     }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  for (const c of connections) c.close();
-  latencies.sort();
-  const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-  console.log(JSON.stringify({
-    impl: "raftd-http",
-    runtime: Deno.env.get("RAFTD_BIN") ? `bin:${Deno.env.get("RAFTD_BIN")}` : runtime,
-    n,
-    size,
-    conc,
-    ops_per_s: Math.round(n / seconds),
-    p50_ms: round(percentile(latencies, 0.5), 3),
-    p99_ms: round(percentile(latencies, 0.99), 3),
-    follower_peak_rss_mb: round(Math.max(...followers.map((f) => peakRssMb(f.child.pid))), 1),
-  }));
-} finally {
-  for (const node of nodes) {
-    try {
-      node.child.kill("SIGTERM");
-    } catch {
-      // ended
+    for (const c of connections) c.close();
+    latencies.sort();
+    const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+    console.log(JSON.stringify({
+      impl: "raftd-http",
+      runtime: Deno.env.get("RAFTD_BIN") ? `bin:${Deno.env.get("RAFTD_BIN")}` : runtime,
+      op,
+      ...(op === "get" ? { consistency } : {}),
+      target,
+      n,
+      size,
+      conc,
+      ops_per_s: Math.round(n / seconds),
+      p50_ms: round(percentile(latencies, 0.5), 3),
+      p99_ms: round(percentile(latencies, 0.99), 3),
+      follower_peak_rss_mb: round(Math.max(...followers.map((f) => peakRssMb(f.child.pid))), 1),
+      client_cpu_pct: Math.round(clientCpu / seconds * 100),
+      nodes_cpu_pct: Math.round(nodesCpu / seconds * 100),
+      client_cpu_us_per_op: round(clientCpu / n * 1e6, 1),
+      nodes_cpu_us_per_op: round(nodesCpu / n * 1e6, 1),
+      load,
+      ...(values.verbose ? { leader_rpc_sent: leaderSent } : {}),
+    }));
+  } finally {
+    for (const node of nodes) {
+      try {
+        node.child.kill("SIGTERM");
+      } catch {
+        // ended
+      }
     }
+    await Promise.race([Promise.all(nodes.map((x) => x.child.status)), sleep(5000)]);
+    for (const node of nodes) {
+      try {
+        node.child.kill("SIGKILL");
+      } catch {
+        // ended
+      }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  await Promise.race([Promise.all(nodes.map((x) => x.child.status)), sleep(5000)]);
-  for (const node of nodes) {
-    try {
-      node.child.kill("SIGKILL");
-    } catch {
-      // ended
-    }
-  }
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
 }

@@ -120,6 +120,13 @@ async function command(
   return await next(child);
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ ticks
+}
+
 /** `VmHWM` (peak) or `VmRSS` (now) of a process, in MB (0 when unknown). */
 function rssMb(pid: number, field: "VmHWM" | "VmRSS" = "VmHWM"): number {
   try {
@@ -167,7 +174,9 @@ async function runOnce(): Promise<void> {
     await command(leader, { cmd: "add", id: "n3", address: f2.address });
     // The followers have started and caught up with the (tiny) log: their idle size.
     const startRss = Math.max(rssMb(f1.process.pid, "VmRSS"), rssMb(f2.process.pid, "VmRSS"));
+    const cpu0 = [leader, f1, f2].map((c) => cpuSeconds(c.process.pid));
     const result = await command(leader, { cmd: "load", n, size, conc });
+    const cpu = [leader, f1, f2].map((c, k) => cpuSeconds(c.process.pid) - cpu0[k]);
     if (values["cpu-prof"] !== undefined) await command(leader, { cmd: "exit" }).catch(() => {});
     const rss = Math.max(rssMb(f1.process.pid), rssMb(f2.process.pid));
     if (values.verbose) {
@@ -187,6 +196,10 @@ async function runOnce(): Promise<void> {
       follower_peak_rss_mb: rss,
       follower_start_rss_mb: startRss,
       runtime_idle_rss_mb: idleRss,
+      // CPU of the three nodes per apply (the leader's includes the load loop).
+      nodes_cpu_us_per_op: Math.round((cpu[0] + cpu[1] + cpu[2]) / n * 1e6),
+      leader_cpu_us_per_op: Math.round(cpu[0] / n * 1e6),
+      load: Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]),
     }));
   } finally {
     for (const c of children) {
