@@ -24,18 +24,66 @@ export function readBody(
   deadlineMs = BODY_DEADLINE_MS,
 ): Promise<Uint8Array> {
   // A client that stops sending mid-body must not hold the request forever
-  // (Deno's server has no such timeout of its own).
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // (the server has no such timeout of its own).
   const reading: { reader?: ReadableStreamDefaultReader<Uint8Array> } = {};
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      (reading.reader ? reading.reader.cancel() : req.body?.cancel())?.catch(() => {});
-      reject(new HttpError(408, `${what} not received within ${deadlineMs} ms`));
-    }, deadlineMs);
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const watched: BodyRead = {
+      deadline: performance.now() + deadlineMs,
+      expire: () => {
+        (reading.reader ? reading.reader.cancel() : req.body?.cancel())?.catch(() => {});
+        reject(new HttpError(408, `${what} not received within ${deadlineMs} ms`));
+      },
+    };
+    watch(watched);
+    readBodyFully(req, limit, what, reading).then((body) => {
+      unwatch(watched);
+      resolve(body);
+    }, (e) => {
+      unwatch(watched);
+      reject(e);
+    });
   });
-  return Promise.race([readBodyFully(req, limit, what, reading), expired]).finally(() =>
-    clearTimeout(timer)
-  );
+}
+
+/** A body being read, and what to do when its deadline passes first. */
+interface BodyRead {
+  /** `performance.now()` by which the body must be in. */
+  deadline: number;
+  /** Give up on it (cancel the read, reject with a 408). */
+  expire(): void;
+}
+
+/**
+ * Deadlines of the bodies being read are swept by one timer instead of a
+ * timer each: a `setTimeout`/`clearTimeout` pair and a `Promise.race` per
+ * request measured ~19 µs of a PUT's ~30 µs of our own server code here. The
+ * sweep runs while some body is being read, so a deadline passes at most
+ * {@linkcode SWEEP_MS} late.
+ */
+const reads = new Set<BodyRead>();
+let sweeper: ReturnType<typeof setInterval> | undefined;
+const SWEEP_MS = 50;
+
+function watch(read: BodyRead): void {
+  reads.add(read);
+  sweeper ??= setInterval(sweep, SWEEP_MS);
+}
+
+function unwatch(read: BodyRead): void {
+  reads.delete(read);
+  if (reads.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+function sweep(): void {
+  const now = performance.now();
+  for (const read of reads) {
+    if (now < read.deadline) continue;
+    unwatch(read);
+    read.expire();
+  }
 }
 
 /** Longest wait for a request body to arrive, in ms. */
@@ -51,9 +99,9 @@ async function readBodyFully(
   if (declared !== null && Number(declared) > limit) {
     throw new HttpError(413, `${what} too large: ${declared} bytes, the limit is ${limit}`);
   }
-  if (req.body === null) return new Uint8Array(0);
   // With a declared length the server already holds the body to exactly that
-  // size: read it in one go (the common, fast case).
+  // size: read it in one go (the common, fast case). Not through `req.body`:
+  // on Deno, touching it turns the body into a stream first (~15 µs).
   if (declared !== null) {
     try {
       return new Uint8Array(await req.arrayBuffer());
@@ -61,6 +109,7 @@ async function readBodyFully(
       throw new HttpError(400, `could not read the request body: ${(e as Error).message}`);
     }
   }
+  if (req.body === null) return new Uint8Array(0);
   const reader = req.body.getReader();
   reading.reader = reader;
   const chunks: Uint8Array[] = [];
