@@ -6,6 +6,9 @@
  * and directories) through the platform layer; `mb_per_s` is payload
  * megabytes (10^6 bytes) per second.
  *
+ * The first line is the floor: a plain `write` + `fdatasync` loop
+ * (`write_fdatasync`, latency percentiles), no log store.
+ *
  * Usage: deno run -A bench/log_bench.ts [--seconds 2] [--dir /path/on/the/disk/to/test]
  *
  * @module
@@ -82,6 +85,43 @@ async function run(batch: number, size: number): Promise<void> {
   }));
 }
 
+/**
+ * The floor under every commit: `write` + `fdatasync` of one small record in
+ * a loop, on a plain file, without the log store. Latency percentiles in ms.
+ */
+async function raw(size: number): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "raftd_bench_", dir: values.dir });
+  const file = await Deno.open(`${dir}/raw`, { write: true, create: true, append: true });
+  const record = new Uint8Array(size + 16).fill(0x61);
+  for (let i = 0; i < 5; i++) {
+    file.writeSync(record);
+    await file.syncData();
+  }
+  const times: number[] = [];
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  while (performance.now() < deadline) {
+    const start = performance.now();
+    file.writeSync(record);
+    await file.syncData();
+    times.push(performance.now() - start);
+  }
+  file.close();
+  await Deno.remove(dir, { recursive: true });
+  times.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number(times[Math.min(times.length - 1, Math.floor(times.length * q))].toFixed(3));
+  console.log(JSON.stringify({
+    bench: "write_fdatasync",
+    size: record.length,
+    syncs: times.length,
+    p10_ms: at(0.1),
+    p50_ms: at(0.5),
+    p90_ms: at(0.9),
+  }));
+}
+
+await raw(128);
 for (const size of [128, 4096]) {
   for (const batch of [1, 16, 256]) await run(batch, size);
 }
