@@ -22,7 +22,7 @@ import type { Config } from "../../src/config.ts";
 import type { Configuration } from "../../src/core/types.ts";
 import { Checker } from "./checker.ts";
 import { checkKvHistory } from "./kv_model.ts";
-import { Prng } from "./prng.ts";
+import { mix32, Prng } from "./prng.ts";
 import { type EventLoop, Scheduler } from "./scheduler.ts";
 import { SimNetwork } from "./sim_network.ts";
 import { SimServer } from "./sim_server.ts";
@@ -324,6 +324,9 @@ class Simulation {
         shutdownOnRemove: r.chance(0.5),
         storageTimeout: r.pick([500, 2000, 10_000]),
         maxApplyBatch: r.pick([1, 8, 512]),
+        // Drawn from a stream of its own so that every seed recorded before the log cache
+        // existed still replays the scenario it was recorded with.
+        logCacheBytes: new Prng(mix32(this.seed ^ 0x5eed_cace)).pick([0, 0, 256, 4096, 4 << 20]),
       },
       clients: r.int(2, 6),
       keys: r.pick([1, 2, 4]),
