@@ -130,7 +130,7 @@ export {
 } from "./src/core/types.ts";
 export type { Histogram } from "./src/metrics.ts";
 // A node may run on an injected clock (RaftStores.clock), e.g. a test's virtual one.
-export type { Clock, TimerHandle } from "./src/node/clock.ts";
+export type { Clock, TimerHandle } from "./src/platform/clock.ts";
 export type {
   LogStore,
   SnapshotInfo,

@@ -7,7 +7,7 @@
  * their deadlines (`pending.ts`), the write pipeline (`write_pipeline.ts`),
  * the FSM runner (`fsm_runner.ts`), snapshots (`snapshots.ts`), observers
  * (`observers.ts`), starting and recovery (`recovery.ts`), all on one
- * injectable clock (`clock.ts`, `timers.ts`).
+ * injectable clock (`src/platform/clock.ts`, `timers.ts`).
  *
  * @module
  */
@@ -40,7 +40,7 @@ import {
 } from "./errors.ts";
 import type { FSM } from "./fsm.ts";
 import { HistogramRecorder } from "./metrics.ts";
-import { type Clock, RealClock } from "./node/clock.ts";
+import { type Clock, RealClock } from "./platform/clock.ts";
 import type { NodeContext } from "./node/context.ts";
 import { FsmRunner } from "./node/fsm_runner.ts";
 import { LeaseClock } from "./node/lease.ts";

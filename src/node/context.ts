@@ -11,7 +11,7 @@ import type { ServerId } from "../core/types.ts";
 import type { NotLeaderError } from "../errors.ts";
 import type { Observation } from "../raft.ts";
 import type { Logger } from "../logger.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../platform/clock.ts";
 import type { NodeTimers } from "./timers.ts";
 
 /**

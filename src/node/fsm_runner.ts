@@ -13,7 +13,7 @@ import { type Configuration, type Entry, EntryType, type SnapshotMeta } from "..
 import type { FSM, FSMEntry } from "../fsm.ts";
 import type { Logger } from "../logger.ts";
 import type { HistogramRecorder } from "../metrics.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../platform/clock.ts";
 import { deferred } from "../deferred.ts";
 import { RestoreAssembler } from "./restore_chunks.ts";
 
@@ -75,7 +75,7 @@ export interface AppliedState {
  *
  * @example
  * ```ts
- * import { RealClock } from "./clock.ts";
+ * import { RealClock } from "../platform/clock.ts";
  * import { HistogramRecorder } from "../metrics.ts";
  * import { FsmRunner } from "./fsm_runner.ts";
  * import { EntryType } from "../core/types.ts";

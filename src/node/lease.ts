@@ -37,7 +37,7 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../platform/clock.ts";
 
 /** How many recent rounds keep their send time (older ones are long expired). */
 const RING = 1024;
@@ -47,7 +47,7 @@ const RING = 1024;
  *
  * @example
  * ```ts
- * import { RealClock } from "./clock.ts";
+ * import { RealClock } from "../platform/clock.ts";
  * import { LeaseClock } from "./lease.ts";
  * const clock = new RealClock();
  * const lease = new LeaseClock(clock, 800);

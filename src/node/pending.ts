@@ -14,8 +14,8 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import type { HistogramRecorder } from "../metrics.ts";
-import type { ApplyResult, OperationOptions } from "../raft.ts";
-import type { Clock } from "./clock.ts";
+import type { ApplyResult, OperationOptions } from "./types.ts";
+import type { Clock } from "../platform/clock.ts";
 import { IndexQueue } from "./index_queue.ts";
 import { deferred } from "../deferred.ts";
 
@@ -98,7 +98,7 @@ interface PersistWaiter {
  *
  * @example
  * ```ts
- * import { RealClock } from "./clock.ts";
+ * import { RealClock } from "../platform/clock.ts";
  * import { operationDeadline } from "./pending.ts";
  * const clock = new RealClock();
  * console.log(operationDeadline(clock, undefined, "apply").at); // Infinity
@@ -123,7 +123,7 @@ export function operationDeadline(
  *
  * @example
  * ```ts
- * import { RealClock } from "./clock.ts";
+ * import { RealClock } from "../platform/clock.ts";
  * import { HistogramRecorder } from "../metrics.ts";
  * import { NO_DEADLINE, PendingOperations } from "./pending.ts";
  * const lease = { holds: () => false, reissue: () => undefined };

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "./clock.ts";
+import type { Clock, TimerHandle } from "../platform/clock.ts";
 
 /**
  * Cancellable timers and sleeps on a clock; {@linkcode NodeTimers.cancelAll}
@@ -14,7 +14,7 @@ import type { Clock, TimerHandle } from "./clock.ts";
  *
  * @example
  * ```ts
- * import { RealClock } from "./clock.ts";
+ * import { RealClock } from "../platform/clock.ts";
  * import { NodeTimers } from "./timers.ts";
  * const clock = new RealClock();
  * const timers = new NodeTimers(clock);

@@ -19,7 +19,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Logger } from "../logger.ts";
 import type { Configuration, Server, SnapshotMeta } from "../core/types.ts";
 import { CorruptionError, InvalidStateError, StorageError } from "../errors.ts";
-import { type Clock, RealClock } from "../node/clock.ts";
+import { type Clock, RealClock } from "../platform/clock.ts";
 import { defaultFileSystem, type FileHandle, type FileSystem } from "../platform/fs.ts";
 import { crc32c, crc32cHex, crc32cUpdate } from "./crc32c.ts";
 import { compareSnapshots } from "./snapshot_order.ts";

@@ -6,7 +6,7 @@
 
 import type { SnapshotMeta } from "../core/types.ts";
 import { InvalidStateError, StorageError } from "../errors.ts";
-import { type Clock, RealClock } from "../node/clock.ts";
+import { type Clock, RealClock } from "../platform/clock.ts";
 import { compareSnapshots } from "./snapshot_order.ts";
 import type { SnapshotInfo, SnapshotSink, SnapshotSource, SnapshotStore } from "./types.ts";
 import { describeValue } from "../describe_value.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../../src/node/clock.ts";
+import type { Clock, TimerHandle } from "../../src/platform/clock.ts";
 
 interface FakeTimer {
   id: number;

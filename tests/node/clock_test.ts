@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RealClock } from "../../src/node/clock.ts";
+import { RealClock } from "../../src/platform/clock.ts";
 
 Deno.test("RealClock runs queued tasks in order, as macrotasks after microtasks", async () => {
   const clock = new RealClock();

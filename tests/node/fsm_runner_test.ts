@@ -10,7 +10,7 @@ import { encodeConfiguration } from "../../src/core/membership.ts";
 import { type Entry, EntryType } from "../../src/core/types.ts";
 import type { FSM, FSMEntry } from "../../src/fsm.ts";
 import { HistogramRecorder } from "../../src/metrics.ts";
-import { RealClock } from "../../src/node/clock.ts";
+import { RealClock } from "../../src/platform/clock.ts";
 import { FsmRunner } from "../../src/node/fsm_runner.ts";
 
 const conf = encodeConfiguration({ servers: [{ id: "n1", address: "a", suffrage: "voter" }] });

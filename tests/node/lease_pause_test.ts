@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { NotLeaderError, Raft } from "../../mod.ts";
-import type { Clock, TimerHandle } from "../../src/node/clock.ts";
+import type { Clock, TimerHandle } from "../../src/platform/clock.ts";
 import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "../../src/storage/mod.ts";
 import { MemoryNetwork } from "../../src/transport/mod.ts";
 import type { Transport, TransportHandler } from "../../src/transport/types.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../../src/node/clock.ts";
+import type { Clock, TimerHandle } from "../../src/platform/clock.ts";
 import type { EventLoop, ScheduledEvent } from "./scheduler.ts";
 
 /** How a process's clock differs from true (virtual) time. */

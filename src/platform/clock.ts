@@ -8,6 +8,10 @@
  * in `src/raft.ts`, `src/node`, `src/core` or `src/storage` calls
  * `Date.now()`, `performance.now()`, `setTimeout` or `setInterval` itself.
  *
+ * It lives in the bottom layer because both the node and the stores below it
+ * take a clock. {@linkcode RealClock} uses only web-standard timers and
+ * `MessageChannel`, the same on every runtime.
+ *
  * @module
  */
 
