@@ -2,26 +2,18 @@
  * The public Raft node: drives the pure core with timers, storage, the
  * transport and the FSM, and turns its work into Promises.
  *
- * This file is the facade; the work is done by collaborators in `src/node/`,
- * one concern each (after hashicorp/raft's layout): pending operations and
- * their deadlines (`pending.ts`), the write pipeline (`write_pipeline.ts`),
- * the FSM runner (`fsm_runner.ts`), snapshots (`snapshots.ts`), observers
- * (`observers.ts`), starting and recovery (`recovery.ts`), all on one
- * injectable clock (`src/platform/clock.ts`, `timers.ts`).
+ * This file is the facade: each member checks its arguments and hands the
+ * work to collaborators in `src/node/`, one concern each (after
+ * hashicorp/raft's layout; `start.ts` wires them), all on one injectable
+ * clock (`src/platform/clock.ts`).
+ *
+ * Most examples form a cluster with `formCluster` from `@raftd/raftd/testing`
+ * (memory stores and network); the class example builds a node by hand.
  *
  * @module
  */
 
-import {
-  type Config,
-  type ReloadableConfig,
-  type ResolvedConfig,
-  resolveReload,
-  validateConfig,
-} from "./config.ts";
-import { checkConfiguration, type ConfigurationChange } from "./core/membership.ts";
-import { describeValue } from "./describe_value.ts";
-import { RaftCore } from "./core/raft_core.ts";
+import { type Config, type ReloadableConfig, validateConfig } from "./config.ts";
 import {
   type Configuration,
   EntryType,
@@ -29,34 +21,16 @@ import {
   type ServerAddress,
   type ServerId,
 } from "./core/types.ts";
-import {
-  AbortError,
-  ConfigurationError,
-  InvalidStateError,
-  type LeaderInfo,
-  NotLeaderError,
-  ShutdownError,
-  StorageError,
-} from "./errors.ts";
+import { InvalidStateError, type LeaderInfo } from "./errors.ts";
 import type { FSM } from "./fsm.ts";
-import { HistogramRecorder } from "./metrics.ts";
-import { type Clock, RealClock } from "./platform/clock.ts";
-import type { NodeContext } from "./node/context.ts";
-import { FsmRunner } from "./node/fsm_runner.ts";
-import { LeaseClock } from "./node/lease.ts";
-import { LogLoader } from "./node/log_loader.ts";
-import { Observers } from "./node/observers.ts";
-import { ReadyLoop } from "./node/ready_loop.ts";
-import { operationDeadline, PendingOperations } from "./node/pending.ts";
-import {
-  hasExistingState,
-  loadStoredState,
-  recoverCluster,
-  type StoredState,
-} from "./node/recovery.ts";
-import { Snapshots } from "./node/snapshots.ts";
-import { coreOptionsFor } from "./node/timing.ts";
-import { NodeTimers } from "./node/timers.ts";
+import { checkFsm, checkId, checkStores, checkUpdateAddress, typeOf } from "./node/arguments.ts";
+import { checkRunning } from "./node/lifecycle.ts";
+import { changeMembership } from "./node/membership_changes.ts";
+import { read } from "./node/reads.ts";
+import { hasExistingState, recoverCluster } from "./node/recovery.ts";
+import { reloadConfig } from "./node/reload.ts";
+import { type NodeParts, startNode } from "./node/start.ts";
+import { collectStats, lastContact } from "./node/stats.ts";
 import type {
   AddServerOptions,
   ApplyResult,
@@ -65,78 +39,14 @@ import type {
   Observation,
   OperationOptions,
   RaftStats,
+  RaftStores,
   ReadOptions,
 } from "./node/types.ts";
-import { WritePipeline } from "./node/write_pipeline.ts";
-import { encodeRestoreEntries, readPieces, RESTORE_HEADER_BYTES } from "./node/restore_chunks.ts";
-import type { LogStore, SnapshotInfo, SnapshotStore, StableStore } from "./storage/types.ts";
-import type { Transport } from "./transport/types.ts";
+import type { SnapshotInfo } from "./storage/types.ts";
+
+export type * from "./node/types.ts";
 
 const EMPTY = new Uint8Array(0);
-/** Most bytes of state in one entry of a restore. */
-const RESTORE_PIECE_BYTES = 64 * 1024;
-
-/** The stores and transport a node runs on. */
-export interface RaftStores {
-  /** Where the log lives. */
-  logStore: LogStore;
-  /** Where term, vote and the commit hint live. */
-  stableStore: StableStore;
-  /** Where snapshots live. */
-  snapshotStore: SnapshotStore;
-  /** How messages reach other servers. */
-  transport: Transport;
-  /**
-   * Where time and scheduling come from: timers, deadlines, leases and the
-   * Ready loop's macrotasks. Default: a {@linkcode RealClock} the node creates
-   * and closes on `shutdown()`. A clock passed here (e.g. a simulation's
-   * virtual clock) is not closed by the node.
-   */
-  clock?: Clock;
-}
-
-export type {
-  AddServerOptions,
-  ApplyResult,
-  IndexResult,
-  MembershipOptions,
-  Observation,
-  OperationOptions,
-  RaftStats,
-  ReadOptions,
-} from "./node/types.ts";
-
-function checkUpdateAddress(options: AddServerOptions | undefined, op: string): boolean {
-  const v = options?.updateAddress;
-  if (v !== undefined && typeof v !== "boolean") {
-    throw new TypeError(`${op}: options.updateAddress must be a boolean, got ${typeOf(v)}`);
-  }
-  return v === true;
-}
-
-function checkId(value: unknown, what: string): asserts value is string {
-  if (typeof value !== "string" || value.length === 0) {
-    throw new TypeError(`${what} must be a non-empty string, got ${describeValue(value)}`);
-  }
-}
-
-function isClock(value: unknown): value is Clock {
-  const c = value as Partial<Record<keyof Clock, unknown>> | null;
-  return typeof c === "object" && c !== null &&
-    (["now", "wallClock", "setTimeout", "clearTimeout", "queueTask", "close"] as const).every(
-      (k) => typeof c[k] === "function",
-    );
-}
-
-function typeOf(value: unknown): string {
-  return value === null
-    ? "null"
-    : Array.isArray(value)
-    ? "array"
-    : typeof value === "object"
-    ? (value as object).constructor?.name ?? "object"
-    : typeof value;
-}
 
 /**
  * A Raft node. Create it with {@linkcode Raft.create}; call
@@ -150,7 +60,6 @@ function typeOf(value: unknown): string {
  * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "./storage/mod.ts";
  * import { MemoryNetwork } from "./transport/mod.ts";
  * import type { FSMEntry } from "./fsm.ts";
- *
  * const values: string[] = [];
  * const fsm = {
  *   apply: (e: FSMEntry) => values.push(new TextDecoder().decode(e.data)),
@@ -174,142 +83,12 @@ function typeOf(value: unknown): string {
 export class Raft<R = unknown> {
   /** This server's id. */
   readonly id: ServerId;
-  #config: ResolvedConfig;
-  #core: RaftCore;
-  #transport: Transport;
-  #clock: Clock;
-  #ownsClock: boolean;
-  #timers: NodeTimers;
-  #tickMs: number;
+  #n: NodeParts<R>;
 
-  #shutdown = false;
-  #failed: Error | undefined;
-  /** An applied configuration has listed this server (so it can be removed). */
-  #wasMember = false;
-  #removed = false;
-  /** An operator's restore is being read or committed: other proposals wait. */
-  #restoring = false;
-
-  #pending: PendingOperations;
-  #pipeline: WritePipeline;
-  #runner: FsmRunner<R>;
-  #snapshots: Snapshots<R>;
-  #observers: Observers;
-  #loader: LogLoader;
-  #loop: ReadyLoop<R>;
-  #lease: LeaseClock;
-
-  #applySeconds = new HistogramRecorder();
-  #commitSeconds = new HistogramRecorder();
-
-  private constructor(
-    config: ResolvedConfig,
-    fsm: FSM<R>,
-    stores: RaftStores,
-    core: RaftCore,
-    timing: { tickMs: number; leaseMs: number },
-    stored: StoredState,
-  ) {
-    const { tickMs, leaseMs } = timing;
-    this.id = config.id;
-    this.#config = config;
-    this.#transport = stores.transport;
-    this.#core = core;
-    this.#tickMs = tickMs;
-    this.#ownsClock = stores.clock === undefined;
-    this.#clock = stores.clock ?? new RealClock();
-    this.#timers = new NodeTimers(this.#clock);
-    this.#observers = new Observers(config.logger);
-    const node: NodeContext = {
-      id: config.id,
-      core,
-      clock: this.#clock,
-      timers: this.#timers,
-      log: config.logger,
-      config: () => this.#config,
-      failure: () => this.#failed,
-      isShutdown: () => this.#shutdown,
-      fail: (error, during) => this.#fail(error, during),
-      scheduleReady: () => this.#loop.schedule(),
-      notLeader: () => this.#notLeader(),
-      emit: (o) => this.#observers.emit(o),
-    };
-    this.#lease = new LeaseClock(this.#clock, leaseMs);
-    this.#pending = new PendingOperations(
-      this.#clock,
-      this.#commitSeconds,
-      () => core.commitIndex,
-      {
-        holds: (round) => core.state === "leader" && this.#lease.holds(round),
-        reissue: (id) => {
-          try {
-            core.readIndex(id, false);
-          } catch (e) {
-            return e as Error;
-          }
-          this.#loop.schedule();
-          return undefined;
-        },
-      },
-    );
-    this.#runner = new FsmRunner(
-      fsm,
-      {
-        settle: (index, term, response) => this.#pending.settle(index, term, response),
-        drained: () => {
-          const applied = this.#runner.appliedIndex;
-          this.#pending.releaseReads(applied);
-          this.#noteMembership();
-          this.#snapshots.maybeAutoSnapshot();
-          // Room for more committed entries (the core hands out maxAppendBytes at a time).
-          if (core.appliedTo(applied)) this.#loop.schedule();
-        },
-        fail: (error, during) => this.#fail(error, during),
-        exclusive: (fn) => this.#snapshots.exclusive(fn),
-      },
-      this.#clock,
-      this.#applySeconds,
-      config.logger,
-    );
-    this.#pipeline = new WritePipeline(node, stores, {
-      installSnapshot: (meta) => this.#snapshots.install(meta),
-      snapshotInstalled: (meta) => this.#snapshots.noteInstalled(meta),
-      persisted: (seq) => {
-        this.#pending.releasePersisted(seq);
-        // Not right here: the pipeline first finishes this batch, so the next
-        // Ready's write (and fdatasync) starts before its messages are sent.
-        this.#loop.scheduleSoon();
-      },
-    }, { lastIndex: stored.lastIndex, hardState: stored.hardState });
-    this.#snapshots = new Snapshots(node, {
-      fsm,
-      store: stores.snapshotStore,
-      transport: stores.transport,
-      runner: this.#runner,
-      pipeline: this.#pipeline,
-      pending: this.#pending,
-    });
-    this.#loader = new LogLoader(node, stores.logStore);
-    this.#loop = new ReadyLoop(node, {
-      transport: stores.transport,
-      pending: this.#pending,
-      pipeline: this.#pipeline,
-      runner: this.#runner,
-      snapshots: this.#snapshots,
-      observers: this.#observers,
-      lease: this.#lease,
-      loader: this.#loader,
-    }, tickMs);
-    this.#runner.startFrom(core.appliedIndex, stored.snapshot?.meta);
-    this.#wasMember = this.#runner.appliedConfiguration.configuration.servers
-      .some((s) => s.id === this.id);
-    if (stored.snapshot) {
-      const { meta, size } = stored.snapshot;
-      this.#snapshots.startFrom({ index: meta.index, term: meta.term, size });
-    }
+  private constructor(parts: NodeParts<R>) {
+    this.id = parts.node.id;
+    this.#n = parts;
   }
-
-  // ------------------------------------------------------------- lifecycle
 
   /**
    * Start a node on its stores: restores the newest valid snapshot into the
@@ -317,7 +96,7 @@ export class Raft<R = unknown> {
    * transport and timers. A new cluster then needs {@linkcode Raft.bootstrapCluster}
    * on one server (or on every server, with the same configuration).
    *
-   * @throws {TypeError} when `config`, `fsm` or `stores` is missing something or has a value of the
+   * @throws {TypeError} when `config`, `fsm` or `stores` lacks something or has a value of the
    * wrong type (the message names the field and shows what was given).
    * @throws {RangeError} when a number in `config` is out of range or two timings contradict.
    * @throws {CorruptionError} when every stored snapshot fails its checks.
@@ -330,75 +109,27 @@ export class Raft<R = unknown> {
    * import { FileLogStore, FileSnapshotStore, FileStableStore } from "./storage/mod.ts";
    * import { TcpTransport } from "./transport/mod.ts";
    * import { RecordingFSM } from "./testing/recording_fsm.ts";
-   *
    * const dir = await Deno.makeTempDir();
    * const transport = await TcpTransport.listen({ address: "127.0.0.1:0" });
    * const logStore = await FileLogStore.open(`${dir}/log`);
    * const stableStore = await FileStableStore.open(`${dir}/stable`);
+   * const snapshotStore = await FileSnapshotStore.open(`${dir}/snapshots`);
    * const raft = await Raft.create({ id: "n1" }, new RecordingFSM(), {
-   *   logStore,
-   *   stableStore,
-   *   snapshotStore: await FileSnapshotStore.open(`${dir}/snapshots`),
-   *   transport,
+   *   logStore, stableStore, snapshotStore, transport,
    * });
    * await raft.bootstrapCluster({
    *   servers: [{ id: "n1", address: transport.localAddress, suffrage: "voter" }],
    * });
    * await raft.shutdown();
-   * await logStore.close();
-   * await stableStore.close();
+   * await Promise.all([logStore.close(), stableStore.close()]);
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
   static async create<R>(config: Config, fsm: FSM<R>, stores: RaftStores): Promise<Raft<R>> {
     const resolved = validateConfig(config);
-    if (
-      !fsm || typeof fsm.apply !== "function" || typeof fsm.snapshot !== "function" ||
-      typeof fsm.restore !== "function"
-    ) {
-      throw new TypeError("fsm must implement apply(entry), snapshot() and restore(data)");
-    }
-    for (const key of ["logStore", "stableStore", "snapshotStore", "transport"] as const) {
-      if (!stores || !stores[key]) throw new TypeError(`stores.${key} is required`);
-    }
-    if (stores.clock !== undefined && !isClock(stores.clock)) {
-      throw new TypeError(
-        `stores.clock must implement Clock (now, wallClock, setTimeout, clearTimeout, queueTask, close), got ${
-          typeOf(stores.clock)
-        }`,
-      );
-    }
-    const stored = await loadStoredState(fsm, stores, resolved.logger, {
-      keepBytes: resolved.logCacheBytes,
-    });
-    const { tickMs, leaseMs, coreOptions } = coreOptionsFor(resolved);
-    const core = new RaftCore(coreOptions, {
-      hardState: stored.hardState,
-      snapshot: stored.snapshot?.meta,
-      log: stored.log,
-    });
-    const raft = new Raft(resolved, fsm, stores, core, { tickMs, leaseMs }, stored);
-    raft.#loop.noteConfiguration();
-    try {
-      await stores.transport.start(raft.#loop.handler());
-    } catch (e) {
-      if (raft.#ownsClock) raft.#clock.close();
-      throw e;
-    }
-    raft.#loop.start();
-    raft.#snapshots.armTimer();
-    resolved.logger.info(
-      "raft {id} started: term {term}, last index {last}, commit {commit}, snapshot {snap}",
-      {
-        id: resolved.id,
-        term: core.term,
-        last: core.lastIndex,
-        commit: core.commitIndex,
-        snap: stored.snapshot?.meta.index ?? 0,
-      },
-    );
-    raft.#loop.schedule();
-    return raft;
+    checkFsm(fsm);
+    checkStores(stores);
+    return new Raft(await startNode(resolved, fsm, stores));
   }
 
   /**
@@ -417,8 +148,6 @@ export class Raft<R = unknown> {
    *   snapshotStore: new MemorySnapshotStore(),
    * };
    * console.log(await Raft.hasExistingState(stores)); // false
-   * await stores.stableStore.setState({ term: 1, vote: "", commit: 0 });
-   * console.log(await Raft.hasExistingState(stores)); // true
    * ```
    */
   static async hasExistingState(stores: Omit<RaftStores, "transport">): Promise<boolean> {
@@ -442,7 +171,6 @@ export class Raft<R = unknown> {
    * ```ts
    * import { formCluster, RecordingFSM } from "../testing.ts";
    * import { Raft } from "./raft.ts";
-   *
    * const cluster = await formCluster(); // n1, n2, n3
    * await cluster.leader()!.apply(new TextEncoder().encode("kept"));
    * await cluster.shutdown(); // say n2 and n3 are lost for good
@@ -476,29 +204,15 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { Raft } from "./raft.ts";
-   * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "./storage/mod.ts";
-   * import { MemoryNetwork } from "./transport/mod.ts";
-   * import { RecordingFSM } from "./testing/recording_fsm.ts";
-   *
-   * const raft = await Raft.create({ id: "n1" }, new RecordingFSM(), {
-   *   logStore: new MemoryLogStore(),
-   *   stableStore: new MemoryStableStore(),
-   *   snapshotStore: new MemorySnapshotStore(),
-   *   transport: new MemoryNetwork().transport("n1"),
-   * });
-   * await raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] });
-   * await raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] })
+   * import { formCluster } from "../testing.ts";
+   * await using cluster = await formCluster({ size: 1 }); // bootstraps n1
+   * const servers = [{ id: "n1", address: "n1", suffrage: "voter" as const }];
+   * await cluster.leader()!.bootstrapCluster({ servers })
    *   .catch((e: Error) => console.log(e.name)); // InvalidStateError
-   * await raft.shutdown();
    * ```
    */
   async bootstrapCluster(configuration: Configuration): Promise<void> {
-    this.#checkRunning();
-    const conf = checkConfiguration(configuration);
-    this.#core.bootstrap(conf);
-    this.#loop.noteConfiguration();
-    await this.#waitPersisted();
+    await this.#n.proposals.bootstrap(configuration);
   }
 
   /**
@@ -511,60 +225,16 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
    * const raft = cluster.leader()!;
-   * const pending = raft.barrier();
    * await raft.shutdown();
    * console.log(raft.state); // "shutdown"
-   * await pending.catch((e: Error) => console.log(e.name)); // LeadershipLostError, unless it finished first
    * ```
    */
   async shutdown(): Promise<void> {
-    if (this.#shutdown) return;
-    this.#shutdown = true;
-    this.#timers.cancelAll();
-    this.#snapshots.stopTimer();
-    this.#loop.state = "shutdown";
-    try {
-      await this.#transport.close();
-    } catch (e) {
-      this.#config.logger.warn("closing transport failed: {error}", { error: String(e) });
-    }
-    // A snapshot being taken or installed, and the write in flight, may finish (not forever).
-    await this.#settleWithin(
-      this.#snapshots.settled.then(() => this.#pipeline.idle()),
-      this.#config.storageTimeout,
-    );
-    if (!this.#failed) {
-      try {
-        // Only the commit index of a persisted Ready: its entries are on disk.
-        await this.#pipeline.flushCommitHint();
-      } catch (e) {
-        this.#config.logger.warn("writing the commit hint at shutdown failed: {error}", {
-          error: String(e),
-        });
-      }
-    }
-    this.#pending.rejectAll(new ShutdownError());
-    this.#observers.emit({ type: "state", state: "shutdown", term: this.#core.term });
-    if (this.#ownsClock) this.#clock.close();
+    await this.#n.lifecycle.shutdown();
   }
-
-  /** Wait for `promise` at most `ms`; the timer goes as soon as either settles. */
-  async #settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-    let handle: unknown;
-    const timeout = new Promise<void>((resolve) => {
-      handle = this.#clock.setTimeout(resolve, ms);
-    });
-    try {
-      await Promise.race([promise.catch(() => {}), timeout]);
-    } finally {
-      this.#clock.clearTimeout(handle);
-    }
-  }
-
-  // ------------------------------------------------------------ operations
 
   /**
    * Replicate `data` and apply it to the FSM. Resolves with the FSM's result
@@ -576,39 +246,27 @@ export class Raft<R = unknown> {
    * the one it knows, to retry there).
    * @throws {LeadershipLostError} when leadership was lost, or this node stopped (shutdown, a disk
    * failure: the `cause`), before the entry was applied: `outcome` is `"not_committed"` (a newer
-   * leader overwrote it), `"committed"` (it was committed; this node may not apply it) or
-   * `"unknown"` (a new leader may still commit it: check before retrying a write that is not
-   * idempotent).
-   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
+   * leader overwrote it), `"committed"` (this node may not apply it) or `"unknown"` (a new leader
+   * may still commit it: check before retrying a write that is not idempotent).
+   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` `"committed"` (it will be
    * applied) or `"unknown"`.
-   * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
-   * before it was proposed), `"committed"` or `"unknown"`.
-   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
-   * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
+   * @throws {AbortError} when `options.signal` aborted first: `outcome` `"not_committed"` (before it
+   * was proposed), `"committed"` or `"unknown"`.
+   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing appended).
+   * @throws {InvalidStateError} while a restore is in progress (nothing appended).
    * @throws {RangeError} when `options.timeout` is not a positive number.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
-   * @example
-   * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
-   * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const { index, term, response } = await raft.apply(new TextEncoder().encode("x"), {
-   *   timeout: 5000,
-   * });
-   * console.log(index > 0, term > 0, response); // true true 1
-   * ```
-   *
-   * @example What a caller does with each failure
+   * @example A write, and what a caller does with each failure
    * ```ts
    * import { LeadershipLostError, NotLeaderError, TimeoutError } from "./errors.ts";
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster();
-   * const follower = cluster.nodes.find((n) => n.raft.state !== "leader")!.raft;
+   * const data = new TextEncoder().encode("x");
+   * console.log((await cluster.leader()!.apply(data, { timeout: 5000 })).response); // 1
    * try {
-   *   await follower.apply(new TextEncoder().encode("x"));
+   *   await cluster.nodes.find((n) => n.raft !== cluster.leader())!.raft.apply(data);
    * } catch (e) {
    *   if (e instanceof NotLeaderError) console.log("retry at", e.leader?.id);
    *   else if (e instanceof LeadershipLostError || e instanceof TimeoutError) {
@@ -621,7 +279,8 @@ export class Raft<R = unknown> {
     if (!(data instanceof Uint8Array)) {
       return Promise.reject(new TypeError(`apply: data must be a Uint8Array, got ${typeOf(data)}`));
     }
-    return this.#propose(data, EntryType.Normal, "apply", options) as Promise<ApplyResult<R>>;
+    const result = this.#n.proposals.propose(data, EntryType.Normal, "apply", options);
+    return result as Promise<ApplyResult<R>>;
   }
 
   /**
@@ -629,35 +288,28 @@ export class Raft<R = unknown> {
    * committed and applied), with that entry's index. Use it after winning
    * leadership to serve reads from an up-to-date FSM.
    *
-   * @throws {NotLeaderError} when this node is not the leader (nothing was appended; `leader` names
-   * the one it knows, to retry there).
-   * @throws {LeadershipLostError} when leadership was lost, or this node stopped (shutdown, a disk
-   * failure: the `cause`), before the entry was applied: `outcome` is `"not_committed"` (a newer
-   * leader overwrote it), `"committed"` (it was committed; this node may not apply it) or
-   * `"unknown"` (a new leader may still commit it: check before retrying a write that is not
-   * idempotent).
-   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` is `"committed"` (it will be
-   * applied) or `"unknown"`.
-   * @throws {AbortError} when `options.signal` aborted first: `outcome` is `"not_committed"` (aborted
-   * before it was proposed), `"committed"` or `"unknown"`.
-   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing was appended).
-   * @throws {InvalidStateError} while a restore is in progress (nothing was appended).
+   * @throws {NotLeaderError} when this node is not the leader (nothing appended; see `leader`).
+   * @throws {LeadershipLostError} as {@linkcode Raft.apply}: `outcome` `"not_committed"`,
+   * `"committed"` or `"unknown"`.
+   * @throws {TimeoutError} when `options.timeout` passed first: `outcome` `"committed"` or `"unknown"`.
+   * @throws {AbortError} when `options.signal` aborted first: `outcome` `"not_committed"` (before it
+   * was proposed), `"committed"` or `"unknown"`.
+   * @throws {LeadershipTransferError} while a leadership transfer is in progress (nothing appended).
+   * @throws {InvalidStateError} while a restore is in progress (nothing appended).
    * @throws {RangeError} when `options.timeout` is not a positive number.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.barrier();
-   * console.log(raft.appliedIndex >= index); // true
+   * const { index } = await cluster.leader()!.barrier();
+   * console.log(cluster.leader()!.appliedIndex >= index); // true
    * ```
    */
   async barrier(options?: OperationOptions): Promise<IndexResult> {
-    const r = await this.#propose(EMPTY, EntryType.Noop, "barrier", options);
+    const r = await this.#n.proposals.propose(EMPTY, EntryType.Noop, "barrier", options);
     return { index: r.index };
   }
 
@@ -676,15 +328,14 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * await raft.verifyLeader({ timeout: 1000 });
-   * console.log("still the leader");
+   * await cluster.leader()!.verifyLeader({ timeout: 1000 });
    * ```
    */
   async verifyLeader(options?: OperationOptions): Promise<void> {
-    await this.#read(false, false, "verifyLeader", options);
+    const how = { lease: false, waitApply: false, op: "verifyLeader" };
+    await read(this.#n.node, this.#n, how, options);
   }
 
   /**
@@ -695,25 +346,24 @@ export class Raft<R = unknown> {
    *
    * @throws {NotLeaderError} when this node is not the leader, or lost leadership before a quorum
    * confirmed it.
-   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`: a read
-   * changes nothing).
+   * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` `"not_committed"`).
    * @throws {RangeError} when `options.timeout` is not a positive number.
-   * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
+   * @throws {ShutdownError} when the node is shut down, or shuts down before the read ends.
    * @throws {StorageError} when the node stopped after a storage or state machine failure.
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
    * const raft = cluster.leader()!;
-   * await raft.apply(new TextEncoder().encode("x"));
    * const index = await raft.readIndex(); // or { lease: true }
    * console.log(raft.appliedIndex >= index); // true: read the FSM now
    * ```
    */
   readIndex(options?: ReadOptions): Promise<number> {
-    return this.#read(options?.lease === true, true, "readIndex", options);
+    const how = { lease: options?.lease === true, waitApply: true, op: "readIndex" };
+    return read(this.#n.node, this.#n, how, options);
   }
 
   /**
@@ -726,43 +376,34 @@ export class Raft<R = unknown> {
    *
    * @throws {TypeError} when `id` or `address` is not a non-empty string, or
    * `options.updateAddress` not a boolean.
-   * @throws {NotLeaderError} when this node is not the leader.
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, another server has `address`, `id` is a member at another address
    * without `options.updateAddress`, or no voter would be left.
+   * @throws {NotLeaderError} when this node is not the leader.
    * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
    * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.addVoter("n4", "n4");
-   * console.log(raft.getConfiguration().index === index); // true
+   * const { index } = await cluster.leader()!.addVoter("n4", "n4");
+   * console.log(cluster.leader()!.getConfiguration().index === index); // true
    * ```
    */
-  addVoter(
-    id: ServerId,
-    address: ServerAddress,
-    options?: AddServerOptions,
-  ): Promise<IndexResult> {
+  addVoter(id: ServerId, address: ServerAddress, options?: AddServerOptions): Promise<IndexResult> {
     checkId(id, "addVoter: id");
     checkId(address, "addVoter: address");
     const updateAddress = checkUpdateAddress(options, "addVoter");
-    return this.#changeMembership(
-      { op: "addVoter", id, address, updateAddress },
-      "addVoter",
-      options,
-    );
+    const change = { op: "addVoter" as const, id, address, updateAddress };
+    return changeMembership(this.#n.node, this.#n, change, "addVoter", options);
   }
 
   /**
@@ -773,29 +414,22 @@ export class Raft<R = unknown> {
    *
    * @throws {TypeError} when `id` or `address` is not a non-empty string, or
    * `options.updateAddress` not a boolean.
+   * @throws {ConfigurationError} when the change is refused, as {@linkcode Raft.addVoter}'s is.
    * @throws {NotLeaderError} when this node is not the leader.
-   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
-   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
-   * configuration's index, another server has `address`, `id` is a member at another address
-   * without `options.updateAddress`, or no voter would be left.
    * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
    * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * await raft.addNonvoter("replica", "replica");
-   * const added = raft.getConfiguration().configuration.servers.find((s) => s.id === "replica");
-   * console.log(added?.suffrage); // "nonvoter"
+   * await cluster.leader()!.addNonvoter("replica", "replica");
    * ```
    */
   addNonvoter(
@@ -806,45 +440,37 @@ export class Raft<R = unknown> {
     checkId(id, "addNonvoter: id");
     checkId(address, "addNonvoter: address");
     const updateAddress = checkUpdateAddress(options, "addNonvoter");
-    return this.#changeMembership(
-      { op: "addNonvoter", id, address, updateAddress },
-      "addNonvoter",
-      options,
-    );
+    const change = { op: "addNonvoter" as const, id, address, updateAddress };
+    return changeMembership(this.#n.node, this.#n, change, "addNonvoter", options);
   }
 
   /**
    * Turn a voter into a non-voter. Resolves when the change commits.
    *
    * @throws {TypeError} when `id` is not a non-empty string.
-   * @throws {NotLeaderError} when this node is not the leader.
    * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
    * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
    * configuration's index, the server is not a member, or no voter would be left.
+   * @throws {NotLeaderError} when this node is not the leader.
    * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
    * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const other = cluster.nodes.find((n) => n.raft !== raft)!;
-   * await raft.demoteVoter(other.id);
-   * const server = raft.getConfiguration().configuration.servers.find((s) => s.id === other.id);
-   * console.log(server?.suffrage); // "nonvoter"
+   * await cluster.leader()!.demoteVoter(cluster.nodes.find((n) => n.raft !== cluster.leader())!.id);
    * ```
    */
   demoteVoter(id: ServerId, options?: MembershipOptions): Promise<IndexResult> {
     checkId(id, "demoteVoter: id");
-    return this.#changeMembership({ op: "demote", id }, "demoteVoter", options);
+    return changeMembership(this.#n.node, this.#n, { op: "demote", id }, "demoteVoter", options);
   }
 
   /**
@@ -852,33 +478,29 @@ export class Raft<R = unknown> {
    * the change commits. Resolves when the change commits.
    *
    * @throws {TypeError} when `id` is not a non-empty string.
+   * @throws {ConfigurationError} when the change is refused, as {@linkcode Raft.demoteVoter}'s is.
    * @throws {NotLeaderError} when this node is not the leader.
-   * @throws {ConfigurationError} when the change is refused: another change is still uncommitted
-   * (retried for up to 10 s first when `prevIndex` is 0), `prevIndex` is not the latest
-   * configuration's index, the server is not a member, or no voter would be left.
    * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before the change
    * was applied (`outcome` `"not_committed"`, `"committed"` or `"unknown"`; the `cause` says why).
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"committed"` or `"unknown"`).
    * @throws {AbortError} when `options.signal` aborted first (`outcome` as for {@linkcode Raft.apply}).
    * @throws {InvalidStateError} while a restore is in progress.
    * @throws {RangeError} when `options.timeout` or `options.prevIndex` is out of range.
-   * @throws {ShutdownError} when the node is shut down (nothing was appended).
-   * @throws {StorageError} when the node stopped after a storage or state machine failure (nothing
-   * was appended).
+   * @throws {ShutdownError} when the node is shut down (nothing appended).
+   * @throws {StorageError} when the node stopped after a storage or FSM failure (nothing appended).
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
    * const raft = cluster.leader()!;
    * const other = cluster.nodes.find((n) => n.raft !== raft)!;
    * await raft.removeServer(other.id, { prevIndex: raft.getConfiguration().index });
-   * console.log(raft.getConfiguration().configuration.servers.length); // 2
    * ```
    */
   removeServer(id: ServerId, options?: MembershipOptions): Promise<IndexResult> {
     checkId(id, "removeServer: id");
-    return this.#changeMembership({ op: "remove", id }, "removeServer", options);
+    return changeMembership(this.#n.node, this.#n, { op: "remove", id }, "removeServer", options);
   }
 
   /**
@@ -887,15 +509,14 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const { index, configuration } = raft.getConfiguration();
-   * console.log(index, configuration.servers.map((s) => `${s.id}:${s.suffrage}`));
+   * const { configuration } = cluster.leader()!.getConfiguration();
+   * console.log(configuration.servers.map((s) => s.suffrage)); // ["voter", "voter", "voter"]
    * ```
    */
   getConfiguration(): { index: number; configuration: Configuration } {
-    return this.#core.latestConfiguration();
+    return this.#n.core.latestConfiguration();
   }
 
   /**
@@ -914,26 +535,14 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const target = cluster.nodes.find((n) => n.raft !== raft)!;
-   * await raft.leadershipTransfer(target.id, { timeout: 5000 });
-   * console.log((await cluster.waitForLeader()).id === target.id); // true
+   * const target = cluster.nodes.find((n) => n.raft !== cluster.leader())!;
+   * await cluster.leader()!.leadershipTransfer(target.id, { timeout: 5000 });
    * ```
    */
   leadershipTransfer(id?: ServerId, options?: OperationOptions): Promise<void> {
-    try {
-      this.#checkRunning();
-      if (id !== undefined) checkId(id, "leadershipTransfer: id");
-      const deadline = operationDeadline(this.#clock, options, "leadershipTransfer");
-      this.#core.transferLeadership(id);
-      const promise = this.#pending.addTransfer(deadline);
-      this.#loop.schedule();
-      return promise;
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.#n.proposals.transferLeadership(id, options);
   }
 
   /**
@@ -947,32 +556,27 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.apply(new TextEncoder().encode("x"));
-   * const info = await raft.snapshot();
-   * console.log(info.index >= index); // true
+   * const { index } = await cluster.leader()!.snapshot();
+   * console.log(index > 0); // true
    * ```
    */
   async snapshot(): Promise<SnapshotInfo> {
-    this.#checkRunning();
-    if (this.#snapshots.taking) throw new InvalidStateError("a snapshot is already being taken");
-    this.#snapshots.checkSomethingNew();
-    return await this.#snapshots.take();
+    const { node, snapshots } = this.#n;
+    checkRunning(node);
+    if (snapshots.taking) throw new InvalidStateError("a snapshot is already being taken");
+    snapshots.checkSomethingNew();
+    return await snapshots.take();
   }
 
   /**
-   * Replace the cluster's state with a user snapshot (leader only; operator
-   * action, e.g. from a backup). The snapshot travels through the log as a
-   * run of entries, and every node's FSM takes it when it applies the last
-   * one: the restore commits like a write, by a quorum, at one index, and
-   * writes after it see it. Resolves once it committed and this node's FSM
-   * holds it. A leader that fails half way leaves a restore no node applies
-   * (the outcome of the error says whether it may have committed).
-   * Proposals are refused while a restore is in progress. The state is held
-   * in memory while it is written (as log entries, until the next snapshot
-   * compacts them).
+   * Replace the cluster's state with a user snapshot (leader only; e.g. from
+   * a backup). It travels through the log as a run of entries and commits
+   * like a write (a quorum, one index; later writes see it); every FSM takes
+   * it on applying the last one. Resolves once committed and held by this
+   * node's FSM. A leader failing half way leaves a restore no node applies.
+   * Proposals wait meanwhile; the state is held in memory while written.
    *
    * @throws {NotLeaderError} when this node is not the leader.
    * @throws {InvalidStateError} when a restore is already in progress.
@@ -988,50 +592,15 @@ export class Raft<R = unknown> {
    * ```ts
    * import { formCluster, RecordingFSM } from "../testing.ts";
    * await using cluster = await formCluster();
-   * const raft = cluster.leader()!;
    * const backup = new RecordingFSM();
    * backup.apply({ index: 1, term: 1, data: new TextEncoder().encode("from the backup") });
    * const chunks: Uint8Array[] = [];
    * await backup.snapshot().persist({ write: async (c) => void chunks.push(c) });
-   * await raft.restore((async function* () { yield* chunks; })());
-   * console.log((cluster.node(raft.id).fsm as RecordingFSM).texts()); // ["from the backup"]
+   * await cluster.leader()!.restore((async function* () { yield* chunks; })());
    * ```
    */
   async restore(data: AsyncIterable<Uint8Array>, options?: OperationOptions): Promise<void> {
-    this.#checkRunning();
-    if (this.#restoring) throw new InvalidStateError("a restore is already in progress");
-    this.#restoring = true;
-    try {
-      const deadline = operationDeadline(this.#clock, options, "restore");
-      if (this.#core.state !== "leader") throw this.#notLeader();
-      // Each entry fits in one append.
-      const size = Math.max(
-        1,
-        Math.min(RESTORE_PIECE_BYTES, this.#config.maxAppendBytes - RESTORE_HEADER_BYTES),
-      );
-      const pieces = await readPieces(data, size);
-      options?.signal?.throwIfAborted();
-      const first = this.#core.lastIndex + 1;
-      const { index, term } = this.#core.propose(
-        encodeRestoreEntries(first, pieces),
-        EntryType.Restore,
-      );
-      const last = index + pieces.length - 1;
-      const promise = this.#pending.addApply(
-        last,
-        term,
-        "index",
-        deadline,
-        options?.signal,
-        "restore",
-      );
-      this.#loop.schedule();
-      await promise;
-    } catch (e) {
-      throw asAbortError(e, "restore");
-    } finally {
-      this.#restoring = false;
-    }
+    await this.#n.proposals.restore(data, options);
   }
 
   /**
@@ -1043,25 +612,17 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const leaders: string[] = [];
-   * const stop = raft.observe(
-   *   (o) => o.type === "leader" && leaders.push(o.leader?.id ?? "none"),
-   *   (o) => o.type === "leader",
-   * );
-   * await raft.leadershipTransfer();
-   * await cluster.waitFor("the news", () => leaders.length > 0);
+   * const stop = cluster.leader()!.observe((o) => console.log(o.type), (o) => o.type === "leader");
    * stop();
-   * console.log(leaders.length > 0); // true
    * ```
    */
   observe(callback: (o: Observation) => void, filter?: (o: Observation) => boolean): () => void {
     if (typeof callback !== "function") {
       throw new TypeError(`observe: callback must be a function, got ${typeOf(callback)}`);
     }
-    return this.#observers.observe(callback, filter);
+    return this.#n.observers.observe(callback, filter);
   }
 
   /**
@@ -1077,32 +638,14 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * raft.reloadConfig({ snapshotThreshold: 100, trailingLogs: 50 });
-   * try {
-   *   raft.reloadConfig({ preVote: false } as never);
-   * } catch (e) {
-   *   console.log((e as TypeError).message); // reloadConfig: "preVote" cannot change while the node runs; …
-   * }
+   * cluster.leader()!.reloadConfig({ snapshotThreshold: 100, trailingLogs: 50 });
    * ```
    */
   reloadConfig(changes: ReloadableConfig): void {
-    const next = resolveReload(this.#config, changes);
-    this.#config = next;
-    const { coreOptions, leaseMs } = coreOptionsFor(next, this.#tickMs);
-    this.#lease.leaseMs = leaseMs;
-    this.#core.reconfigure({
-      electionTicks: coreOptions.electionTicks,
-      heartbeatTicks: coreOptions.heartbeatTicks,
-      leaseTicks: coreOptions.leaseTicks,
-      autoPromoteNonvoters: coreOptions.autoPromoteNonvoters,
-    });
-    if (!this.#shutdown && !this.#failed) this.#snapshots.armTimer();
+    reloadConfig(this.#n, changes);
   }
-
-  // --------------------------------------------------------------- getters
 
   /**
    * Role of the node: `"follower"`, `"candidate"`, `"leader"`, or
@@ -1110,14 +653,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * console.log(raft.state); // "leader"
+   * console.log(cluster.nodes[0].raft.state); // "leader"
    * ```
    */
   get state(): RaftState {
-    return this.#shutdown || this.#failed ? "shutdown" : this.#core.state;
+    return this.#n.lifecycle.state(this.#n.core.state);
   }
 
   /**
@@ -1125,15 +667,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
-   * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const follower = cluster.nodes.find((n) => n.raft !== raft)!.raft;
-   * console.log(follower.leader?.id === raft.id); // true
+   * import { formCluster } from "../testing.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * console.log(cluster.nodes[0].raft.leader); // { id: "n1", address: "n1" }
    * ```
    */
   get leader(): LeaderInfo | undefined {
-    return this.#loop.leader();
+    return this.#n.loop.leader();
   }
 
   /**
@@ -1142,17 +682,14 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
-   * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * const follower = cluster.nodes.find((n) => n.raft !== raft)!.raft;
+   * import { formCluster } from "../testing.ts";
+   * await using cluster = await formCluster();
+   * const follower = cluster.nodes.find((n) => n.raft !== cluster.leader())!.raft;
    * console.log(Date.now() - (follower.lastContact ?? 0) < 10_000); // true
    * ```
    */
   get lastContact(): number | undefined {
-    if (this.#core.state === "leader") return this.#clock.wallClock();
-    const at = this.#loop.lastContactAt;
-    return at === undefined ? undefined : this.#clock.wallClock() - (this.#clock.now() - at);
+    return lastContact(this.#n);
   }
 
   /**
@@ -1160,14 +697,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * console.log(raft.currentTerm >= 1); // true
+   * console.log(cluster.nodes[0].raft.currentTerm >= 1); // true
    * ```
    */
   get currentTerm(): number {
-    return this.#core.term;
+    return this.#n.core.term;
   }
 
   /**
@@ -1175,15 +711,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.apply(new Uint8Array([1]));
-   * console.log(raft.lastIndex >= index); // true
+   * console.log(cluster.nodes[0].raft.lastIndex >= 1); // true
    * ```
    */
   get lastIndex(): number {
-    return this.#core.lastIndex;
+    return this.#n.core.lastIndex;
   }
 
   /**
@@ -1191,15 +725,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.apply(new Uint8Array([1]));
-   * console.log(raft.commitIndex >= index); // true
+   * console.log(cluster.nodes[0].raft.commitIndex >= 1); // true
    * ```
    */
   get commitIndex(): number {
-    return this.#core.commitIndex;
+    return this.#n.core.commitIndex;
   }
 
   /**
@@ -1207,15 +739,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * const { index } = await raft.apply(new Uint8Array([1]));
-   * console.log(raft.appliedIndex >= index); // true
+   * console.log(cluster.nodes[0].raft.appliedIndex >= 1); // true
    * ```
    */
   get appliedIndex(): number {
-    return this.#runner.appliedIndex;
+    return this.#n.runner.appliedIndex;
   }
 
   /**
@@ -1225,14 +755,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
-   * await using cluster = await formCluster(); // three voters
-   * const raft = cluster.leader()!;
-   * console.log(raft.removed); // false
+   * import { formCluster } from "../testing.ts";
+   * await using cluster = await formCluster({ size: 1 });
+   * console.log(cluster.nodes[0].raft.removed); // false
    * ```
    */
   get removed(): boolean {
-    return this.#removed;
+    return this.#n.removal.removed;
   }
 
   /**
@@ -1240,16 +769,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * await raft.apply(new Uint8Array([1]));
-   * await raft.snapshot();
-   * console.log(raft.lastSnapshotIndex > 0); // true
+   * console.log(cluster.nodes[0].raft.lastSnapshotIndex); // 0
    * ```
    */
   get lastSnapshotIndex(): number {
-    return this.#snapshots.last.index;
+    return this.#n.snapshots.last.index;
   }
 
   /**
@@ -1257,251 +783,13 @@ export class Raft<R = unknown> {
    *
    * @example
    * ```ts
-   * import { formCluster } from "./testing/test_cluster.ts";
+   * import { formCluster } from "../testing.ts";
    * await using cluster = await formCluster({ size: 1 });
-   * const raft = cluster.leader()!;
-   * await raft.apply(new Uint8Array([1]));
-   * const stats = raft.stats();
-   * console.log(stats.state, stats.commitIndex, stats.fsyncs >= 0); // "leader" 3 true
+   * const stats = cluster.nodes[0].raft.stats();
+   * console.log(stats.state, stats.fsyncs > 0); // "leader" true
    * ```
    */
   stats(): RaftStats {
-    const conf = this.#core.latestConfiguration();
-    const last = this.#snapshots.last;
-    const contactAt = this.#loop.lastContactAt;
-    const memory = this.#core.memoryUse();
-    return {
-      id: this.id,
-      state: this.state,
-      term: this.#core.term,
-      leaderId: this.#core.leader || undefined,
-      lastLogIndex: this.#core.lastIndex,
-      lastLogTerm: this.#core.lastTerm,
-      commitIndex: this.#core.commitIndex,
-      appliedIndex: this.#runner.appliedIndex,
-      lastSnapshotIndex: last.index,
-      lastSnapshotTerm: last.term,
-      lastSnapshotSize: last.size,
-      lastContactMs: this.#core.state === "leader"
-        ? 0
-        : contactAt === undefined
-        ? undefined
-        : this.#clock.now() - contactAt,
-      numPeers: conf.configuration.servers.filter((s) => s.id !== this.id).length,
-      configurationIndex: conf.index,
-      fsyncs: this.#pipeline.fsyncs,
-      storeLogsSeconds: this.#pipeline.storeLogsSeconds.snapshot(),
-      applySeconds: this.#applySeconds.snapshot(),
-      commitSeconds: this.#commitSeconds.snapshot(),
-      messagesSent: this.#loop.messagesSent,
-      messagesReceived: this.#loop.messagesReceived,
-      snapshotsTaken: this.#snapshots.taken,
-      snapshotsInstalled: this.#snapshots.installed,
-      logEntriesInMemory: memory.entries,
-      logBytesInMemory: memory.bytes,
-      logReads: this.#loader.reads,
-      logEntriesRead: this.#loader.entriesRead,
-    };
+    return collectStats(this.#n);
   }
-
-  // ------------------------------------------------------------- internals
-
-  #checkRunning(): void {
-    if (this.#shutdown) throw new ShutdownError();
-    if (this.#failed) {
-      throw new StorageError(`raft stopped after a storage failure: ${this.#failed.message}`);
-    }
-  }
-
-  /** After applies: notice the configuration dropping (or listing again) this server. */
-  #noteMembership(): void {
-    const { index, configuration } = this.#runner.appliedConfiguration;
-    const listed = configuration.servers.some((s) => s.id === this.id);
-    if (listed) {
-      this.#wasMember = true;
-      this.#removed = false;
-      return;
-    }
-    if (!this.#wasMember || this.#removed || this.#shutdown) return;
-    this.#removed = true;
-    this.#config.logger.info("{id} was removed from the cluster (configuration at index {index})", {
-      id: this.id,
-      index,
-    });
-    this.#observers.emit({ type: "removed", index });
-    if (this.#config.shutdownOnRemove) {
-      // Not from inside the apply loop that is telling us, and after an
-      // election timeout: a leader that removed itself has the commit of its
-      // removal to hand on first; and a server that was added back while it
-      // was down replays its own removal on restart, so a leader that counts
-      // it again gets that long to bring the newer configuration.
-      this.#timers.after(this.#config.electionTimeout, () => {
-        const listed = this.#core.latestConfiguration().configuration.servers.some((s) =>
-          s.id === this.id
-        );
-        if (!this.#removed || listed || this.#shutdown) return;
-        this.#config.logger.info("{id} shuts down: it was removed (shutdownOnRemove)", {
-          id: this.id,
-        });
-        void this.shutdown();
-      });
-    }
-  }
-
-  #notLeader(): NotLeaderError {
-    return new NotLeaderError(this.leader);
-  }
-
-  #propose(
-    data: Uint8Array,
-    type: EntryType,
-    op: string,
-    options: OperationOptions | undefined,
-  ): Promise<ApplyResult<unknown>> {
-    try {
-      this.#checkRunning();
-      if (this.#restoring) {
-        throw new InvalidStateError("a restore is in progress; retry after it completes");
-      }
-      const deadline = operationDeadline(this.#clock, options, op);
-      options?.signal?.throwIfAborted();
-      // Nothing uncommitted: no batch to wait for, so send this one at once.
-      const idle = this.#core.commitIndex === this.#core.lastIndex;
-      const { index, term } = this.#core.propose([data], type);
-      const kind = type === EntryType.Normal ? "apply" : "index";
-      const promise = this.#pending.addApply(index, term, kind, deadline, options?.signal, op);
-      if (idle) this.#loop.scheduleSoon();
-      else this.#loop.schedule();
-      return promise;
-    } catch (e) {
-      return Promise.reject(asAbortError(e, op));
-    }
-  }
-
-  async #changeMembership(
-    change: ConfigurationChange,
-    op: string,
-    options: MembershipOptions | undefined,
-  ): Promise<IndexResult> {
-    this.#checkRunning();
-    const deadline = operationDeadline(this.#clock, options, op);
-    const prevIndex = options?.prevIndex ?? 0;
-    if (!Number.isInteger(prevIndex) || prevIndex < 0) {
-      throw new RangeError(
-        `${op}: options.prevIndex must be a non-negative integer, got ${prevIndex}`,
-      );
-    }
-    if (this.#restoring) {
-      throw new InvalidStateError("a restore is in progress; retry after it completes");
-    }
-    // A change right after an election or another change waits (at most 10 s
-    // or the timeout) for the previous one to commit instead of failing at once.
-    const giveUp = Math.min(deadline.at, this.#clock.now() + 10_000);
-    for (;;) {
-      // Aborted before (or between) proposals: nothing was proposed.
-      if (options?.signal?.aborted) {
-        throw new AbortError(op, "not_committed", { cause: options.signal.reason });
-      }
-      try {
-        const { index, term } = this.#core.proposeConfigurationChange(change, prevIndex);
-        this.#loop.noteConfiguration();
-        const promise = this.#pending.addApply(index, term, "index", deadline, options?.signal, op);
-        this.#loop.schedule();
-        await promise;
-        return { index };
-      } catch (e) {
-        const retriable = e instanceof ConfigurationError && prevIndex === 0 &&
-          /in progress|not committed an entry/.test(e.message);
-        if (!retriable || this.#clock.now() + this.#tickMs > giveUp) throw e;
-        await this.#timers.sleep(this.#tickMs);
-        this.#checkRunning();
-      }
-    }
-  }
-
-  #read(
-    lease: boolean,
-    waitApply: boolean,
-    op: string,
-    options: OperationOptions | undefined,
-  ): Promise<number> {
-    try {
-      this.#checkRunning();
-      const deadline = operationDeadline(this.#clock, options, op);
-      options?.signal?.throwIfAborted();
-      const id = this.#pending.nextReadId();
-      if (lease) {
-        // A lease holding now serves the read without the Ready loop: judged
-        // on the clock here, and again if it must wait for the FSM.
-        const point = this.#core.leaseReadPoint();
-        if (
-          point !== undefined &&
-          (point.leaseRound === undefined || this.#lease.holds(point.leaseRound))
-        ) {
-          const applied = this.#runner.appliedIndex;
-          if (!waitApply || applied >= point.index) return Promise.resolve(point.index);
-          const promise = this.#pending.addRead(id, waitApply, deadline, options?.signal, op);
-          this.#pending.readConfirmed(id, point.index, applied, point.leaseRound);
-          return promise;
-        }
-      }
-      // Nothing in flight: no batch to wait for, so the heartbeat round goes out at once.
-      const idle = !this.#pending.readsWaiting;
-      this.#core.readIndex(id, lease);
-      const promise = this.#pending.addRead(id, waitApply, deadline, options?.signal, op);
-      if (idle) this.#loop.scheduleSoon();
-      else this.#loop.schedule();
-      return promise;
-    } catch (e) {
-      return Promise.reject(asAbortError(e, op));
-    }
-  }
-
-  #waitPersisted(): Promise<void> {
-    // Everything produced so far goes into the next Ready at the latest.
-    const promise = this.#pending.addPersistWaiter(this.#loop.lastReadySeq + 1);
-    this.#loop.schedule();
-    return promise;
-  }
-
-  #fail(error: Error, during: string): void {
-    if (this.#failed) return;
-    this.#failed = error;
-    this.#config.logger.error("raft {id} stopped after an error while {during}: {error}", {
-      id: this.id,
-      during,
-      error: error.stack ?? String(error),
-    });
-    if (this.#core.state === "leader") {
-      // Try to hand over; our messages still go out even though our disk failed.
-      try {
-        this.#core.transferLeadership();
-        while (this.#core.hasReady()) {
-          for (const m of this.#core.ready().messages) {
-            if (m.type === "timeout_now") this.#loop.send(m);
-          }
-        }
-      } catch {
-        // No voter to hand over to: followers will time out.
-      }
-    }
-    this.#timers.cancelAll();
-    this.#snapshots.stopTimer();
-    if (this.#ownsClock) this.#clock.close();
-    const err = new StorageError(`raft stopped after a failure while ${during}: ${error.message}`, {
-      cause: error,
-    });
-    this.#pending.rejectAll(err);
-    this.#loop.state = "shutdown";
-    void this.#transport.close().catch(() => {});
-    this.#observers.emit({ type: "state", state: "shutdown", term: this.#core.term });
-  }
-}
-
-/** A DOMException from `signal.throwIfAborted()` becomes our {@linkcode AbortError}. */
-function asAbortError(e: unknown, op: string): unknown {
-  if (e instanceof DOMException && e.name === "AbortError") {
-    return new AbortError(op, "not_committed", { cause: e });
-  }
-  return e;
 }

@@ -9,7 +9,7 @@ import type { ResolvedConfig } from "../config.ts";
 import type { RaftCore } from "../core/raft_core.ts";
 import type { ServerId } from "../core/types.ts";
 import type { NotLeaderError } from "../errors.ts";
-import type { Observation } from "../raft.ts";
+import type { Observation } from "./types.ts";
 import type { Logger } from "../logger.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { NodeTimers } from "./timers.ts";

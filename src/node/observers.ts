@@ -9,7 +9,7 @@
 import type { RaftCore } from "../core/raft_core.ts";
 import type { Configuration, ServerId } from "../core/types.ts";
 import type { Logger } from "../logger.ts";
-import type { Observation } from "../raft.ts";
+import type { Observation } from "./types.ts";
 
 interface Observer {
   callback: (o: Observation) => void;

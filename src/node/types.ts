@@ -8,6 +8,28 @@
 import type { RaftState, ServerAddress, ServerId } from "../core/types.ts";
 import type { LeaderInfo } from "../errors.ts";
 import type { Histogram } from "../metrics.ts";
+import type { Clock } from "../platform/clock.ts";
+import type { LogStore, SnapshotStore, StableStore } from "../storage/types.ts";
+import type { Transport } from "../transport/types.ts";
+
+/** The stores and transport a node runs on. */
+export interface RaftStores {
+  /** Where the log lives. */
+  logStore: LogStore;
+  /** Where term, vote and the commit hint live. */
+  stableStore: StableStore;
+  /** Where snapshots live. */
+  snapshotStore: SnapshotStore;
+  /** How messages reach other servers. */
+  transport: Transport;
+  /**
+   * Where time and scheduling come from: timers, deadlines, leases and the
+   * Ready loop's macrotasks. Default: a `RealClock` the node creates
+   * and closes on `shutdown()`. A clock passed here (e.g. a simulation's
+   * virtual clock) is not closed by the node.
+   */
+  clock?: Clock;
+}
 
 /** Options of operations that wait for the cluster. */
 export interface OperationOptions {

@@ -1,0 +1,87 @@
+/**
+ * Noticing that this server was removed from the cluster: the configuration
+ * it applied last no longer lists it, though an earlier one did. With
+ * `config.shutdownOnRemove` the node then shuts down, after a grace period.
+ *
+ * @module
+ */
+
+import type { Configuration } from "../core/types.ts";
+import type { NodeContext } from "./context.ts";
+
+/**
+ * Watches the applied configuration for this server's removal.
+ *
+ * @example
+ * ```ts
+ * import type { RemovalWatch } from "./removal.ts";
+ * function afterApplying(removal: RemovalWatch) {
+ *   removal.note(); // emits { type: "removed" } once, when this server is dropped
+ *   if (removal.removed) console.log("removed from the cluster");
+ * }
+ * ```
+ */
+export class RemovalWatch {
+  #node: NodeContext;
+  #applied: () => { index: number; configuration: Configuration };
+  #shutdown: () => void;
+  /** An applied configuration has listed this server (so it can be removed). */
+  #wasMember: boolean;
+  #removed = false;
+
+  /**
+   * Watch `node`: `applied` is the configuration applied last, `shutdown`
+   * stops the node (for `shutdownOnRemove`).
+   */
+  constructor(
+    node: NodeContext,
+    applied: () => { index: number; configuration: Configuration },
+    shutdown: () => void,
+  ) {
+    this.#node = node;
+    this.#applied = applied;
+    this.#shutdown = shutdown;
+    this.#wasMember = this.#listed(applied().configuration);
+  }
+
+  /** Whether this server learned it was removed. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** After applies: notice the configuration dropping (or listing again) this server. */
+  note(): void {
+    const node = this.#node;
+    const { index, configuration } = this.#applied();
+    if (this.#listed(configuration)) {
+      this.#wasMember = true;
+      this.#removed = false;
+      return;
+    }
+    if (!this.#wasMember || this.#removed || node.isShutdown()) return;
+    this.#removed = true;
+    const config = node.config();
+    node.log.info("{id} was removed from the cluster (configuration at index {index})", {
+      id: node.id,
+      index,
+    });
+    node.emit({ type: "removed", index });
+    if (config.shutdownOnRemove) {
+      // Not from inside the apply loop that is telling us, and after an
+      // election timeout: a leader that removed itself has the commit of its
+      // removal to hand on first; and a server that was added back while it
+      // was down replays its own removal on restart, so a leader that counts
+      // it again gets that long to bring the newer configuration.
+      node.timers.after(config.electionTimeout, () => {
+        const listed = this.#listed(node.core.latestConfiguration().configuration);
+        if (!this.#removed || listed || node.isShutdown()) return;
+        node.log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: node.id });
+        this.#shutdown();
+      });
+    }
+  }
+
+  #listed(configuration: Configuration): boolean {
+    return configuration.servers.some((s) => s.id === this.#node.id);
+  }
+}
