@@ -4,7 +4,8 @@
  * connection per concurrent request). Prints one JSON line per run:
  *
  * `{"impl":"raftd-http","runtime","op","consistency","target","n","size","conc","ops_per_s",
- * "p50_ms","p99_ms","follower_peak_rss_mb","client_cpu_pct","nodes_cpu_pct","load"}`
+ * "p50_ms","p99_ms","follower_peak_rss_mb","client_cpu_pct","nodes_cpu_pct","client_cpu_us_per_op",
+ * "nodes_cpu_us_per_op","leader_cpu_us_per_op","load"}`
  *
  * - `--op put` (default): `PUT /v1/kv/k{i}` with a `--size`-byte value.
  * - `--op get`: first `--keys` keys (default min(n, 10000)) are written, then
@@ -287,7 +288,10 @@ async function runOnce(): Promise<void> {
     }));
     const seconds = (performance.now() - started) / 1000;
     const clientCpu = cpuSeconds("self") - client0;
-    const nodesCpu = nodes.reduce((sum, x, k) => sum + cpuSeconds(x.child.pid) - cpu0[k], 0);
+    const cpu1 = nodes.map((x) => cpuSeconds(x.child.pid));
+    const nodesCpu = cpu1.reduce((sum, c, k) => sum + c - cpu0[k], 0);
+    const leaderAt = nodes.indexOf(leader);
+    const leaderCpu = leaderAt < 0 ? NaN : cpu1[leaderAt] - cpu0[leaderAt];
     const sent1 = await rpcSent(leader.url);
     const leaderSent: Record<string, number> = {};
     for (const [type, count] of Object.entries(sent1)) {
@@ -313,6 +317,7 @@ async function runOnce(): Promise<void> {
       nodes_cpu_pct: Math.round(nodesCpu / seconds * 100),
       client_cpu_us_per_op: round(clientCpu / n * 1e6, 1),
       nodes_cpu_us_per_op: round(nodesCpu / n * 1e6, 1),
+      leader_cpu_us_per_op: round(leaderCpu / n * 1e6, 1),
       load,
       ...(values.verbose ? { leader_rpc_sent: leaderSent } : {}),
     }));
