@@ -10,6 +10,8 @@
  * - `--op put` (default): `PUT /v1/kv/k{i}` with a `--size`-byte value.
  * - `--op get`: first `--keys` keys (default min(n, 10000)) are written, then
  *   `GET /v1/kv/k{i mod keys}?consistency=…` reads them.
+ * - `--op health`: `GET /health`, a small JSON answer from memory: the HTTP
+ *   layer alone (server, routing, response), the ceiling of any read.
  * - `--consistency linearizable|lease|stale` (GET only; default linearizable).
  * - `--target leader|follower`: which node the client talks to (default leader;
  *   a follower forwards writes and linearizable/lease reads to the leader).
@@ -18,7 +20,7 @@
  * measured phase (100 = one core busy): the client shares the machine's cores
  * with the three nodes. `load` is the 1-minute load average at the start.
  *
- * Usage: `deno run -A bench/http_bench.ts [--n 20000] [--size 128] [--conc 64] [--op put|get]
+ * Usage: `deno run -A bench/http_bench.ts [--n 20000] [--size 128] [--conc 64] [--op put|get|health]
  * [--consistency lease] [--target leader|follower] [--runs 1] [--runtime deno|bun]`
  * (with RAFTD_BIN set, that executable runs the nodes instead).
  *
@@ -61,8 +63,8 @@ if (![n, size, conc, runs, keys].every((x) => Number.isInteger(x) && x > 0)) {
   console.error("error: --n, --size, --conc, --runs and --keys must be positive integers");
   Deno.exit(2);
 }
-if (op !== "put" && op !== "get") {
-  console.error(`error: --op must be put or get, got ${JSON.stringify(op)}`);
+if (op !== "put" && op !== "get" && op !== "health") {
+  console.error(`error: --op must be put, get or health, got ${JSON.stringify(op)}`);
   Deno.exit(2);
 }
 if (!["linearizable", "lease", "stale"].includes(consistency)) {
@@ -269,10 +271,15 @@ async function runOnce(): Promise<void> {
 
     const latencies = new Float64Array(n);
     next = 0;
-    const run = op === "put" ? (c: RawHttpConnection, i: number) => put(c, `k${i}`) : (
-      c: RawHttpConnection,
-      i: number,
-    ) => get(c, `k${i % keys}`);
+    const health = async (c: RawHttpConnection) => {
+      const res = await c.request("GET", "/health");
+      if (res.status !== 200) throw new Error(`GET /health: ${res.status} ${res.text()}`);
+    };
+    const run = op === "put"
+      ? (c: RawHttpConnection, i: number) => put(c, `k${i}`)
+      : op === "get"
+      ? (c: RawHttpConnection, i: number) => get(c, `k${i % keys}`)
+      : (c: RawHttpConnection) => health(c);
     const sent0 = await rpcSent(leader.url);
     const cpu0 = nodes.map((x) => cpuSeconds(x.child.pid));
     const client0 = cpuSeconds("self");
