@@ -15,7 +15,7 @@ import type { Clock } from "../platform/clock.ts";
 import type { NodeTimers } from "./timers.ts";
 
 /**
- * The node as its collaborators see it. {@linkcode Raft} implements it; each
+ * The node as its collaborators see it. `startNode` (start.ts) builds it; each
  * collaborator (pending operations, write pipeline, FSM runner, snapshots,
  * observers) holds one and nothing else of the others unless it needs it.
  *
