@@ -21,10 +21,9 @@ import {
   type ServerAddress,
   type ServerId,
 } from "./core/types.ts";
-import { InvalidStateError, type LeaderInfo } from "./errors.ts";
+import type { LeaderInfo } from "./errors.ts";
 import type { FSM } from "./fsm.ts";
 import { checkFsm, checkId, checkStores, checkUpdateAddress, typeOf } from "./node/arguments.ts";
-import { checkRunning } from "./node/lifecycle.ts";
 import { changeMembership } from "./node/membership_changes.ts";
 import { read } from "./node/reads.ts";
 import { hasExistingState, recoverCluster } from "./node/recovery.ts";
@@ -289,8 +288,8 @@ export class Raft<R = unknown> {
    * leadership to serve reads from an up-to-date FSM.
    *
    * @throws {NotLeaderError} when this node is not the leader (nothing appended; see `leader`).
-   * @throws {LeadershipLostError} as {@linkcode Raft.apply}: `outcome` `"not_committed"`,
-   * `"committed"` or `"unknown"`.
+   * @throws {LeadershipLostError} when leadership was lost, or this node stopped, before it was
+   * applied: `outcome` `"not_committed"`, `"committed"` or `"unknown"` (see {@linkcode Raft.apply}).
    * @throws {TimeoutError} when `options.timeout` passed first: `outcome` `"committed"` or `"unknown"`.
    * @throws {AbortError} when `options.signal` aborted first: `outcome` `"not_committed"` (before it
    * was proposed), `"committed"` or `"unknown"`.
@@ -563,11 +562,7 @@ export class Raft<R = unknown> {
    * ```
    */
   async snapshot(): Promise<SnapshotInfo> {
-    const { node, snapshots } = this.#n;
-    checkRunning(node);
-    if (snapshots.taking) throw new InvalidStateError("a snapshot is already being taken");
-    snapshots.checkSomethingNew();
-    return await snapshots.take();
+    return await this.#n.snapshots.takeOnRequest();
   }
 
   /**

@@ -16,6 +16,7 @@ import type { SnapshotInfo, SnapshotStore } from "../storage/types.ts";
 import type { Transport } from "../transport/types.ts";
 import type { NodeContext } from "./context.ts";
 import type { FsmRunner } from "./fsm_runner.ts";
+import { checkRunning } from "./lifecycle.ts";
 import type { PendingOperations } from "./pending.ts";
 import type { WritePipeline } from "./write_pipeline.ts";
 
@@ -136,11 +137,6 @@ export class Snapshots<R> {
     return this.#installed;
   }
 
-  /** Whether a snapshot is being taken. */
-  get taking(): boolean {
-    return this.#taking;
-  }
-
   /** Settles once the take, install or restore running now (if any) is over. */
   get settled(): Promise<void> {
     return this.#lock;
@@ -206,6 +202,17 @@ export class Snapshots<R> {
     } finally {
       this.#taking = false;
     }
+  }
+
+  /**
+   * A snapshot on request (`Raft.snapshot()`): refused while the node is
+   * stopped, while one is being taken, or with nothing new since the last.
+   */
+  async takeOnRequest(): Promise<SnapshotInfo> {
+    checkRunning(this.#node);
+    if (this.#taking) throw new InvalidStateError("a snapshot is already being taken");
+    this.checkSomethingNew();
+    return await this.take();
   }
 
   /**
