@@ -70,6 +70,10 @@ export class Checker {
   violation: string | undefined;
   /** Leader of each term seen. */
   readonly leaders = new Map<number, string>();
+  /** When the leader of each term was first seen (virtual ms). */
+  readonly #leaderSince = new Map<number, number>();
+  /** Indices at which a membership change was acknowledged to a client. */
+  readonly #configAcked = new Set<number>();
   readonly #seen = new Map<number, SeenEntry>();
   /** Term of the entry committed at each index, as far as seen. */
   readonly committedTerm: number[] = [];
@@ -84,11 +88,13 @@ export class Checker {
     if (this.violation === undefined) this.violation = message;
   }
 
-  /** Node `id` is leader of `term`. */
-  leaderElected(id: string, term: number): void {
+  /** Node `id` is leader of `term` (seen so at virtual time `at`). */
+  leaderElected(id: string, term: number, at = 0): void {
     const other = this.leaders.get(term);
-    if (other === undefined) this.leaders.set(term, id);
-    else if (other !== id) {
+    if (other === undefined) {
+      this.leaders.set(term, id);
+      this.#leaderSince.set(term, at);
+    } else if (other !== id) {
       this.fail(`election safety: ${id} and ${other} are both leaders of term ${term}`);
     }
   }
@@ -166,9 +172,66 @@ export class Checker {
     }
   }
 
+  /**
+   * `node` confirmed, as leader of `term`, its leadership with a quorum for
+   * an operation (`what`) it was asked at virtual time `at`: a read point,
+   * a lease read, `verifyLeader()`. The quorum answered a heartbeat of
+   * `term` sent after `at`, and every quorum that elected a newer leader
+   * holds a server that had left `term` by then: no newer leader may have
+   * been seen before `at`. (A lease promises the same without the round
+   * trip.) Not for writes: a later leader may commit a deposed leader's entry.
+   */
+  leadershipConfirmed(node: string, term: number, at: number, what: string): void {
+    for (const [t, since] of this.#leaderSince) {
+      if (t > term && since < at) {
+        this.fail(
+          `stale leader: ${node} confirmed its leadership of term ${term} for ${what} asked at ${
+            at.toFixed(1)
+          } ms, but ${this.leaders.get(t)} was leader of term ${t} since ${since.toFixed(1)} ms`,
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * `node`'s leadership transfer, asked while it led `term`, was reported
+   * done: another server must have been seen leading a newer term.
+   */
+  transferred(node: string, term: number): void {
+    for (const [t, id] of this.leaders) if (t > term && id !== node) return;
+    this.fail(
+      `leadership transfer: ${node} (leader of term ${term}) reported its transfer done, but no other server has led since`,
+    );
+  }
+
+  /**
+   * A membership change was acknowledged as committed at `index`: no state
+   * machine may ever apply a client entry there.
+   */
+  configurationCommitted(node: string, index: number): void {
+    this.#configAcked.add(index);
+    const applied = this.#applied[index];
+    if (applied !== undefined) {
+      this.fail(
+        `membership: ${node} acknowledged a membership change at index ${index}, where ${
+          describe(applied)
+        } was applied`,
+      );
+    }
+  }
+
   /** `node` applied `entry` to its state machine. */
   applied(node: string, entry: Entry): void {
     const i = entry.index;
+    if (this.#configAcked.has(i)) {
+      this.fail(
+        `membership: ${node} applied ${
+          describe(entry)
+        } at index ${i}, where a membership change was acknowledged as committed`,
+      );
+      return;
+    }
     const first = this.#applied[i];
     if (first === undefined) this.#applied[i] = entry;
     else if (!sameEntry(first, entry)) {

@@ -160,6 +160,8 @@ export class ShadowLogStore implements LogStore, LogView {
 export class ShadowSnapshotStore implements SnapshotStore {
   readonly #inner: SnapshotStore;
   readonly #log: ShadowLogStore;
+  /** Index of the newest snapshot this process closed (made durable) or opened; 0: none. */
+  newest = 0;
 
   /** Pass every call to `inner`; report opened snapshots to `log`. */
   constructor(inner: SnapshotStore, log: ShadowLogStore) {
@@ -169,7 +171,20 @@ export class ShadowSnapshotStore implements SnapshotStore {
   }
 
   create(meta: Parameters<SnapshotStore["create"]>[0]): Promise<SnapshotSink> {
-    return this.#inner.create(meta);
+    // Watch the sink's close on a side branch, adding no step to the
+    // driver's promise chains (a recorded seed keeps its interleaving).
+    const created = this.#inner.create(meta);
+    created.then((sink) => {
+      const close = sink.close.bind(sink);
+      sink.close = () => {
+        const closed = close();
+        closed.then((info) => {
+          this.newest = Math.max(this.newest, info.index);
+        }, () => {});
+        return closed;
+      };
+    }, () => {});
+    return created;
   }
 
   list(): Promise<SnapshotInfo[]> {
@@ -179,6 +194,7 @@ export class ShadowSnapshotStore implements SnapshotStore {
   async open(id: string): Promise<SnapshotSource> {
     const source = await this.#inner.open(id);
     this.#log.noteSnapshot(source.info.index, source.info.term);
+    this.newest = Math.max(this.newest, source.info.index);
     return source;
   }
 

@@ -113,6 +113,8 @@ export class SimServer {
   kv: KvFsm | undefined;
   /** What the current process's log holds. */
   shadow: ShadowLogStore | undefined;
+  /** The current process's snapshot store. */
+  snapshots: ShadowSnapshotStore | undefined;
   /** Why the process failed, when `status` is "failed". */
   failure: string | undefined;
   /** Whether a disk fault was active when the process failed. */
@@ -206,10 +208,12 @@ export class SimServer {
           this.#lastFsmIndex = 0;
           this.fsmRestores++;
         });
+        const snapshots = new ShadowSnapshotStore(snapshotStore, log);
+        this.snapshots = snapshots;
         const stores = {
           logStore: log,
           stableStore,
-          snapshotStore: new ShadowSnapshotStore(snapshotStore, log),
+          snapshotStore: snapshots,
           transport,
           clock,
         };
@@ -322,7 +326,7 @@ export class SimServer {
       return;
     }
     const term = raft.currentTerm;
-    if (state === "leader") checker.leaderElected(this.id, term);
+    if (state === "leader") checker.leaderElected(this.id, term, this.#ctx.scheduler.now);
     const commit = raft.commitIndex;
     if (commit < this.#lastCommit) {
       checker.fail(`commit index of ${this.id} went back from ${this.#lastCommit} to ${commit}`);
@@ -390,6 +394,7 @@ export class SimServer {
     this.raft = undefined;
     this.kv = undefined;
     this.shadow = undefined;
+    this.snapshots = undefined;
     this.#transport = undefined;
   }
 }

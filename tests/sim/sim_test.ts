@@ -151,6 +151,13 @@ Deno.test("planted: a cluster that never elects a leader fails the liveness chec
 
 Deno.test("seeds that found bugs run clean", async () => {
   const seeds = [
+    // restore() installed the user's snapshot on the leader before any
+    // follower held it; the leader crashed half way and restarted from it as
+    // if committed, at an index the next leader filled with other entries
+    // (the two rejected each other's appends forever). Seed 226 too (in 1..1000).
+    2469,
+    // As 103162 below.
+    102237,
     // A follower accepted a snapshot, then a newer one, and the store, which
     // keeps its newest snapshots only, dropped the first before its queued
     // install read it: the node stopped itself ("snapshot 2-87 is not in the
@@ -163,6 +170,18 @@ Deno.test("seeds that found bugs run clean", async () => {
   ];
   for (const seed of seeds) {
     const r = await runSimulation({ seed });
+    assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
+  }
+});
+
+Deno.test("long runs whose nodes all crash just before healing finish (issue 11, defect 7)", async () => {
+  // On the simulator of the core, a power loss in the last chaotic steps
+  // left every node down when the faults healed, and the catch-up allowance
+  // was measured on no node at all (250 steps for a backlog of thousands of
+  // entries): reported as liveness failures while the clusters were still
+  // catching up. The issue asks that these four seeds pass at 3000 steps.
+  for (const seed of [7100688, 7102126, 7102184, 7102979]) {
+    const r = await runSimulation({ seed, steps: 3000 });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
 });
@@ -277,4 +296,50 @@ Deno.test("a leader paused past its lease serves no stale lease reads when it re
     const r = await runSimulation({ seed, adjust });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
+});
+
+Deno.test("checker: a leadership confirmed after a newer leader was seen", () => {
+  const c = new Checker();
+  c.leaderElected("n1", 2, 100);
+  c.leaderElected("n2", 3, 500);
+  c.leadershipConfirmed("n1", 2, 400, "read"); // asked before n2 led
+  c.leadershipConfirmed("n2", 3, 900, "read");
+  assert.equal(c.violation, undefined);
+  c.leadershipConfirmed("n1", 2, 600, "verifyLeader");
+  assert.match(
+    c.violation ?? "",
+    /^stale leader: n1 confirmed its leadership of term 2 for verifyLeader asked at 600\.0 ms, but n2 was leader of term 3 since 500\.0 ms/,
+  );
+});
+
+Deno.test("checker: a transfer reported done with no other leader since", () => {
+  const c = new Checker();
+  c.leaderElected("n1", 2);
+  c.leaderElected("n1", 4); // it led again: not a successor
+  c.transferred("n1", 2);
+  assert.match(c.violation ?? "", /^leadership transfer: n1 \(leader of term 2\)/);
+  const d = new Checker();
+  d.leaderElected("n1", 2);
+  d.leaderElected("n3", 3);
+  d.transferred("n1", 2);
+  assert.equal(d.violation, undefined);
+});
+
+Deno.test("checker: a client entry applied where a membership change was acknowledged", () => {
+  const entry = (index: number) => ({
+    index,
+    term: 2,
+    type: EntryType.Normal,
+    data: new Uint8Array([1]),
+  });
+  const c = new Checker();
+  c.applied("n1", entry(5));
+  c.configurationCommitted("n1", 6);
+  assert.equal(c.violation, undefined);
+  c.applied("n2", entry(6));
+  assert.match(c.violation ?? "", /^membership: n2 applied entry 6\/2/);
+  const d = new Checker();
+  d.applied("n1", entry(5));
+  d.configurationCommitted("n2", 5);
+  assert.match(d.violation ?? "", /^membership: n2 acknowledged a membership change at index 5/);
 });

@@ -13,7 +13,11 @@
  * stalls. The invariants (see `checker.ts`) are checked after every event;
  * then the faults heal, a final write must reach every member (liveness), the
  * members' state machines must agree, and the client history must be
- * linearizable. The same seed replays the same run, event for event.
+ * linearizable. What is not KV is checked as it answers: a read point, a
+ * lease read or `verifyLeader()` must not confirm a leader deposed before it
+ * was asked, a leadership transfer reported done needs another leader since,
+ * and no client entry may be applied where a membership change was
+ * acknowledged. The same seed replays the same run, event for event.
  *
  * @module
  */

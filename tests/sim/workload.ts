@@ -344,7 +344,12 @@ export class Workload {
           server,
           "verifyLeader",
           clientTimeout,
-          (raft, opts) => raft.verifyLeader(opts),
+          (raft, opts) => {
+            const asked = this.#asked(raft);
+            return this.#watch(raft.verifyLeader(opts), () => {
+              this.#confirmed(server, asked, "verifyLeader");
+            });
+          },
           (o) => {
             if (o.ok) this.stats.verified++;
             done();
@@ -354,10 +359,26 @@ export class Workload {
       case "snapshot": {
         const any = this.#running();
         const s = any.length > 0 ? r.pick(any) : server;
-        this.#call(c, s, "snapshot", clientTimeout, (raft) => raft.snapshot(), (o) => {
-          if (o.ok) this.stats.snapshots++;
-          done();
-        }, false);
+        this.#call(
+          c,
+          s,
+          "snapshot",
+          clientTimeout,
+          (raft) =>
+            this.#watch(raft.snapshot(), (info) => {
+              const stored = s.snapshots?.newest ?? 0;
+              if (stored < info.index || info.index > raft.appliedIndex) {
+                this.#ctx.checker.fail(
+                  `snapshot: ${s.id}'s snapshot() resolved with ${info.id} (index ${info.index}, applied ${raft.appliedIndex}), but the newest snapshot it stored is at ${stored}`,
+                );
+              }
+            }),
+          (o) => {
+            if (o.ok) this.stats.snapshots++;
+            done();
+          },
+          false,
+        );
         return;
       }
       case "restore":
@@ -487,6 +508,26 @@ export class Workload {
     });
   }
 
+  /**
+   * Check what `promise` resolves with, on a side branch: the caller awaits
+   * `promise` itself, so no step is added to the chain and a recorded seed
+   * keeps its interleaving of events.
+   */
+  #watch<T>(promise: Promise<T>, check: (value: T) => void): Promise<T> {
+    promise.then(check, () => {});
+    return promise;
+  }
+
+  /** Where a leader-only call starts: this node's term, and the time. */
+  #asked(raft: Raft<KvResult>): { term: number; at: number } {
+    return { term: raft.currentTerm, at: this.#ctx.scheduler.now };
+  }
+
+  /** A call asked at `asked` confirmed `server`'s leadership: no newer leader may predate it. */
+  #confirmed(server: SimServer, asked: { term: number; at: number }, what: string): void {
+    this.#ctx.checker.leadershipConfirmed(server.id, asked.term, asked.at, what);
+  }
+
   /** An error no client should ever see is a bug. */
   #checkError(what: string, server: SimServer, error: unknown): void {
     if (EXPECTED.some((cls) => error instanceof cls)) return;
@@ -581,7 +622,13 @@ export class Workload {
       how,
       clientTimeout,
       async (raft, opts, kv) => {
-        if (!this.#staleReads) await point(raft, opts);
+        const asked = this.#asked(raft);
+        if (!this.#staleReads) {
+          await this.#watch<unknown>(point(raft, opts), () => {
+            // A barrier is a write: a later leader may commit it for a deposed one.
+            if (how !== "barrierRead") this.#confirmed(server, asked, how);
+          });
+        }
         return kv.get(key);
       },
       (o) => {
@@ -686,7 +733,7 @@ export class Workload {
     type Change = (
       raft: Raft<KvResult>,
       o: { timeout?: number; prevIndex?: number },
-    ) => Promise<unknown>;
+    ) => Promise<{ index: number }>;
     const options: Array<[string, Change]> = [];
     for (const id of outside) {
       options.push([`addVoter ${id}`, (raft, o) => raft.addVoter(id, id, o)]);
@@ -713,10 +760,13 @@ export class Workload {
       what,
       clientTimeout,
       (raft, opts) =>
-        change(raft, {
-          ...opts,
-          ...(prevIndex !== undefined ? { prevIndex: Math.max(0, prevIndex) } : {}),
-        }),
+        this.#watch(
+          change(raft, {
+            ...opts,
+            ...(prevIndex !== undefined ? { prevIndex: Math.max(0, prevIndex) } : {}),
+          }),
+          (r) => this.#ctx.checker.configurationCommitted(server.id, r.index),
+        ),
       (o) => {
         if (o.ok) this.stats.membershipChanges++;
         this.#ctx.trace(
@@ -741,7 +791,12 @@ export class Workload {
       server,
       "leadershipTransfer",
       clientTimeout,
-      (raft, opts) => raft.leadershipTransfer(target, opts),
+      (raft, opts) => {
+        const { term } = this.#asked(raft);
+        return this.#watch(raft.leadershipTransfer(target, opts), () => {
+          this.#ctx.checker.transferred(server.id, term);
+        });
+      },
       (o) => {
         if (o.ok) this.stats.transfers++;
         done();
