@@ -528,6 +528,8 @@ export class Raft<R = unknown> {
    * @throws {LeadershipTransferError} when the target is this node, unknown or not a voter, there is
    * no other voter, or the target did not take over within an election timeout.
    * @throws {TimeoutError} when `options.timeout` passed first (`outcome` `"not_committed"`).
+   * @throws {AbortError} when `options.signal` aborted first (`outcome` `"not_committed"`); a transfer
+   * under way goes on, as after a timeout, until the target leads or an election timeout passes.
    * @throws {RangeError} when `options.timeout` is not a positive number.
    * @throws {ShutdownError} when the node is shut down, or shuts down before the operation ends.
    * @throws {StorageError} when the node stopped after a storage or state machine failure.

@@ -375,10 +375,29 @@ export class PendingOperations {
 
   // ------------------------------------------------------------ transfers
 
-  /** Wait for a leadership transfer to end. */
-  addTransfer(deadline: Deadline): Promise<void> {
+  /**
+   * Wait for a leadership transfer to end, or for `signal` to abort the
+   * wait (as at the deadline, the core's transfer goes on until it ends).
+   */
+  addTransfer(deadline: Deadline, signal?: AbortSignal): Promise<void> {
     const { promise, resolve, reject } = deferred<void>();
-    this.#transfers.push({ resolve, reject, deadline: deadline.at, timeoutMs: deadline.ms });
+    const waiter: TransferWaiter = {
+      resolve,
+      reject,
+      deadline: deadline.at,
+      timeoutMs: deadline.ms,
+    };
+    this.#transfers.push(waiter);
+    if (signal === undefined) return promise;
+    const onAbort = () => {
+      this.#transfers = this.#transfers.filter((w) => w !== waiter);
+      reject(new AbortError("leadershipTransfer", "not_committed", { cause: signal.reason }));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    // However the wait ends, stop listening: a long-lived signal must not
+    // keep every transfer it ever watched.
+    const stop = () => signal.removeEventListener("abort", onAbort);
+    promise.then(stop, stop);
     return promise;
   }
 

@@ -11,7 +11,7 @@
 
 import { checkConfiguration } from "../core/membership.ts";
 import { type Configuration, EntryType } from "../core/types.ts";
-import { InvalidStateError } from "../errors.ts";
+import { AbortError, InvalidStateError } from "../errors.ts";
 import { asAbortError } from "./abort.ts";
 import { checkId } from "./arguments.ts";
 import type { NodeContext } from "./context.ts";
@@ -158,8 +158,12 @@ export class Proposals {
       checkRunning(this.#node);
       if (id !== undefined) checkId(id, "leadershipTransfer: id");
       const deadline = operationDeadline(this.#node.clock, options, "leadershipTransfer");
+      const signal = options?.signal;
+      if (signal?.aborted) {
+        throw new AbortError("leadershipTransfer", "not_committed", { cause: signal.reason });
+      }
       this.#node.core.transferLeadership(id);
-      const promise = this.#parts.pending.addTransfer(deadline);
+      const promise = this.#parts.pending.addTransfer(deadline, signal);
       this.#parts.loop.schedule();
       return promise;
     } catch (e) {

@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { LeadershipTransferError } from "../../mod.ts";
-import { TestCluster, type TestNode } from "./_cluster.ts";
+import { AbortError, LeadershipTransferError } from "../../mod.ts";
+import { sleep, TestCluster, type TestNode } from "./_cluster.ts";
 
 /**
  * Start a transfer from the leader to `target` and cut the two apart the
@@ -62,6 +62,40 @@ Deno.test("a transfer resolves once the old leader hears of the new one", async 
     c.network.heal();
     await transfer;
     assert.equal(leader.raft.leader?.id, target);
+  } finally {
+    c.network.heal();
+    await c.shutdown();
+  }
+});
+
+Deno.test("an aborted leadershipTransfer() stops waiting at once; an aborted signal starts none", async () => {
+  // The target is cut off, so the transfer cannot finish by itself: the
+  // call must end on its signal (it was ignored: the call waited for the
+  // core to give up an election timeout later).
+  const c = new TestCluster({ electionTimeout: 2000 });
+  try {
+    await c.bootstrap(["a", "b", "c"]);
+    const leader = await c.waitLeader();
+    const target = [...c.nodes.keys()].find((id) => id !== leader.id)!;
+
+    const before = new AbortController();
+    before.abort(new Error("the operator changed their mind"));
+    const refused = await leader.raft.leadershipTransfer(target, { signal: before.signal })
+      .then(() => "resolved", (e: Error) => e);
+    assert.ok(refused instanceof AbortError, `expected an AbortError, got ${refused}`);
+    assert.equal(refused.outcome, "not_committed");
+    assert.equal(leader.raft.state, "leader");
+    await leader.raft.apply(new Uint8Array([1]), { timeout: 1000 }); // no transfer holds proposals
+
+    c.network.isolate(target);
+    const controller = new AbortController();
+    const transfer = leader.raft.leadershipTransfer(target, { signal: controller.signal });
+    const settled = transfer.then(() => "resolved", (e: Error) => e);
+    await sleep(50);
+    controller.abort();
+    const outcome = await Promise.race([settled, sleep(500).then(() => "still waiting")]);
+    assert.ok(outcome instanceof AbortError, `expected an AbortError, got ${outcome}`);
+    assert.match(outcome.message, /^leadershipTransfer aborted/);
   } finally {
     c.network.heal();
     await c.shutdown();
