@@ -192,6 +192,7 @@ export class EventLoop {
   readonly #scheduler: Scheduler;
   #alive = true;
   #paused = false;
+  #pauses = 0;
   #held: ScheduledEvent[] = [];
   /** A name for traces, e.g. "n1#3" (server n1, third incarnation). */
   readonly name: string;
@@ -245,8 +246,14 @@ export class EventLoop {
     event.cancelled = true;
   }
 
+  /** Times this loop was paused (stalls included). */
+  get pauses(): number {
+    return this.#pauses;
+  }
+
   /** Stop handling anything; events due meanwhile wait for {@linkcode EventLoop.resume}. */
   pause(): void {
+    if (!this.#paused) this.#pauses++;
     this.#paused = true;
   }
 

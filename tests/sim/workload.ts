@@ -141,6 +141,9 @@ const EXPECTED = [
   InvalidStateError,
 ];
 
+/** How long (virtual ms) an aborted call may take to end: a membership change's retry sleeps a tick. */
+const ABORT_WITHIN_MS = 250;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -472,6 +475,9 @@ export class Workload {
     };
     const opts: { timeout?: number; signal?: AbortSignal } = {};
     let abortAt = -1;
+    /** When the signal aborted, and how many pauses the loop had had by then. */
+    let aborted: { at: number; pauses: number } | undefined;
+    let answered = false;
     if (options) {
       if (r.chance(0.5)) opts.timeout = r.int(100, 4000);
       if (r.chance(0.08)) {
@@ -480,10 +486,22 @@ export class Workload {
         abortAt = r.int(0, 1500);
         loop.schedule(abortAt, () => {
           this.stats.aborts++;
+          if (!answered) aborted = { at: ctx.scheduler.now, pauses: loop.pauses };
           controller.abort();
         });
       }
     }
+    /** An aborted call ends at once (a membership change may first finish a retry's sleep). */
+    const checkAbort = () => {
+      answered = true;
+      if (aborted === undefined || loop.pauses !== aborted.pauses) return;
+      const late = ctx.scheduler.now - aborted.at;
+      if (late > ABORT_WITHIN_MS) {
+        ctx.checker.fail(
+          `${server.id}: ${what} ended ${late.toFixed(1)} ms after its signal aborted, not at once`,
+        );
+      }
+    };
     const latency = r.int(0, 3);
     const back = r.int(0, 3);
     loop.schedule(latency, () => {
@@ -494,8 +512,12 @@ export class Workload {
         promise = Promise.reject(e);
       }
       promise.then(
-        (value) => world.schedule(back, () => settle({ ok: true, value }, true)),
+        (value) => {
+          checkAbort();
+          world.schedule(back, () => settle({ ok: true, value }, true));
+        },
         (error) => {
+          checkAbort();
           this.#checkError(what, server, error);
           world.schedule(back, () => settle({ ok: false, error }, true));
         },
