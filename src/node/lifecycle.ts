@@ -41,7 +41,7 @@ export interface LifecycleParts {
   /** The write in flight and the commit hint. */
   pipeline: Pick<WritePipeline, "idle" | "flushCommitHint">;
   /** Operations waiting on the node. */
-  pending: Pick<PendingOperations, "rejectAll">;
+  pending: Pick<PendingOperations, "rejectAll" | "checkDeadlines">;
   /** The Ready loop (its reported state; a last message on failure). */
   loop: Pick<ReadyLoop<unknown>, "state" | "send">;
   /** Who is told the node stopped. */
@@ -108,8 +108,9 @@ export class Lifecycle {
 
   /**
    * Stop on request: timers, transport, then the snapshot and the write in
-   * flight may finish (at most `storageTimeout`), the commit hint is written,
-   * and pending operations reject (see `PendingOperations.rejectAll`).
+   * flight may finish (at most `storageTimeout`; operations whose deadline
+   * passes meanwhile time out), the commit hint is written, and pending
+   * operations reject (see `PendingOperations.rejectAll`).
    * Idempotent; never rejects.
    */
   async shutdown(): Promise<void> {
@@ -125,17 +126,24 @@ export class Lifecycle {
     } catch (e) {
       log.warn("closing transport failed: {error}", { error: String(e) });
     }
-    await this.#settleWithin(
-      p.snapshots.settled.then(() => p.pipeline.idle()),
-      p.config().storageTimeout,
-    );
-    if (!this.#failed) {
-      try {
-        // Only the commit index of a persisted Ready: its entries are on disk.
-        await p.pipeline.flushCommitHint();
-      } catch (e) {
-        log.warn("writing the commit hint at shutdown failed: {error}", { error: String(e) });
+    // The ticks are stopped, but the deadlines of operations still fall due
+    // while the disk finishes (a slow one takes up to storageTimeout).
+    const stopSweeping = this.#sweepDeadlines();
+    try {
+      await this.#settleWithin(
+        p.snapshots.settled.then(() => p.pipeline.idle()),
+        p.config().storageTimeout,
+      );
+      if (!this.#failed) {
+        try {
+          // Only the commit index of a persisted Ready: its entries are on disk.
+          await p.pipeline.flushCommitHint();
+        } catch (e) {
+          log.warn("writing the commit hint at shutdown failed: {error}", { error: String(e) });
+        }
       }
+    } finally {
+      stopSweeping();
     }
     p.pending.rejectAll(new ShutdownError());
     p.observers.emit({ type: "state", state: "shutdown", term: p.core.term });
@@ -175,6 +183,20 @@ export class Lifecycle {
     p.loop.state = "shutdown";
     void p.transport.close().catch(() => {});
     p.observers.emit({ type: "state", state: "shutdown", term: p.core.term });
+  }
+
+  /** Reject operations past their deadline every half heartbeat (a tick) until the returned stop. */
+  #sweepDeadlines(): () => void {
+    const p = this.#parts();
+    const clock = p.clock;
+    const every = Math.max(1, Math.floor(p.config().heartbeatInterval / 2));
+    let handle: unknown;
+    const sweep = () => {
+      p.pending.checkDeadlines();
+      handle = clock.setTimeout(sweep, every);
+    };
+    handle = clock.setTimeout(sweep, every);
+    return () => clock.clearTimeout(handle);
   }
 
   /** Wait for `promise` at most `ms`; the timer goes as soon as either settles. */

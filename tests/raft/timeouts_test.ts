@@ -6,7 +6,9 @@
 
 import assert from "node:assert/strict";
 import { TimeoutError } from "../../mod.ts";
-import { bytes, TestCluster } from "./_cluster.ts";
+import type { Entry } from "../../src/core/types.ts";
+import { MemoryLogStore } from "../../src/storage/mod.ts";
+import { bytes, sleep, TestCluster } from "./_cluster.ts";
 
 Deno.test("timeouts name the operation and the timeout it was given", async () => {
   // Without check-quorum an isolated leader stays leader: its operations can only time out.
@@ -49,6 +51,47 @@ Deno.test("a leadership transfer that times out says so with its timeout", async
     );
   } finally {
     c.network.heal();
+    await c.shutdown();
+  }
+});
+
+/** A memory log whose appends never finish once `hang` is set: a disk that stopped answering. */
+class HangingLogStore extends MemoryLogStore {
+  hang = false;
+  override storeLogs(entries: Entry[]): Promise<void> {
+    return this.hang ? new Promise(() => {}) : super.storeLogs(entries);
+  }
+}
+
+Deno.test("timeouts still hold while shutdown() waits for a hung disk", async () => {
+  // shutdown() lets the write in flight finish, for up to storageTimeout;
+  // it stopped the ticks that enforce deadlines first, so an apply with a
+  // 100 ms timeout waited for the whole shutdown (and then reported a lost
+  // leadership instead of its timeout).
+  const c = new TestCluster({ storageTimeout: 5000 });
+  c.newLogStore = () => new HangingLogStore();
+  try {
+    await c.bootstrap(["a"]);
+    const leader = await c.waitLeader();
+    await leader.raft.apply(bytes("before"));
+    (leader.logStore as HangingLogStore).hang = true;
+    let stopped = false;
+    const applied = leader.raft.apply(bytes("stuck"), { timeout: 100 }).then(
+      () => "applied",
+      (e: Error) => ({ error: e, stopped }),
+    );
+    await sleep(10);
+    const shutdown = leader.raft.shutdown().then(() => stopped = true);
+    const outcome = await applied;
+    assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
+    assert.ok(
+      outcome.error instanceof TimeoutError,
+      `expected a TimeoutError, got ${outcome.error}`,
+    );
+    assert.equal(outcome.error.outcome, "unknown");
+    assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
+    await shutdown;
+  } finally {
     await c.shutdown();
   }
 });
