@@ -170,3 +170,18 @@ Deno.test("planted: snapshot() that resolves without storing a snapshot is caugh
     assert.match(v, /^snapshot: n\d's snapshot\(\) resolved with/);
   });
 });
+
+Deno.test("planted: apply() that ignores its timeout is caught", async () => {
+  await planted(
+    raftProto,
+    "apply",
+    (original) =>
+      function (data: Uint8Array, options?: { timeout?: number; signal?: AbortSignal }) {
+        return original.call(this, data, { signal: options?.signal });
+      },
+    async () => {
+      const v = await caught(100);
+      assert.match(v, /^n\d: apply with a timeout of \d+ ms ended [\d.]+ ms after it/);
+    },
+  );
+});

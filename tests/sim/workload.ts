@@ -143,6 +143,13 @@ const EXPECTED = [
 
 /** How long (virtual ms) an aborted call may take to end: a membership change's retry sleeps a tick. */
 const ABORT_WITHIN_MS = 250;
+/**
+ * How late (virtual ms) a call may end after its timeout: deadlines are
+ * checked on ticks (half a heartbeat, at most 100 ms here), and a node's
+ * clock may run slow by up to 3% (`SimParams.drift`).
+ */
+const TIMEOUT_SLACK_MS = 110;
+const MAX_DRIFT = 0.04;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -491,11 +498,28 @@ export class Workload {
         });
       }
     }
-    /** An aborted call ends at once (a membership change may first finish a retry's sleep). */
-    const checkAbort = () => {
+    /** When the request reached the server, and how many pauses its loop had had by then. */
+    let reached = { at: Infinity, pauses: 0 };
+    /**
+     * A call ends by its timeout, and an aborted one at once (a membership
+     * change may first finish a retry's sleep), unless its process was
+     * paused or stalled meanwhile.
+     */
+    const checkEnd = () => {
       answered = true;
+      const now = ctx.scheduler.now;
+      if (opts.timeout !== undefined && loop.pauses === reached.pauses) {
+        const late = now - reached.at - opts.timeout;
+        if (late > opts.timeout * MAX_DRIFT + TIMEOUT_SLACK_MS) {
+          ctx.checker.fail(
+            `${server.id}: ${what} with a timeout of ${opts.timeout} ms ended ${
+              late.toFixed(1)
+            } ms after it`,
+          );
+        }
+      }
       if (aborted === undefined || loop.pauses !== aborted.pauses) return;
-      const late = ctx.scheduler.now - aborted.at;
+      const late = now - aborted.at;
       if (late > ABORT_WITHIN_MS) {
         ctx.checker.fail(
           `${server.id}: ${what} ended ${late.toFixed(1)} ms after its signal aborted, not at once`,
@@ -505,6 +529,7 @@ export class Workload {
     const latency = r.int(0, 3);
     const back = r.int(0, 3);
     loop.schedule(latency, () => {
+      reached = { at: ctx.scheduler.now, pauses: loop.pauses };
       let promise: Promise<T>;
       try {
         promise = run(raft, opts, kv);
@@ -513,11 +538,11 @@ export class Workload {
       }
       promise.then(
         (value) => {
-          checkAbort();
+          checkEnd();
           world.schedule(back, () => settle({ ok: true, value }, true));
         },
         (error) => {
-          checkAbort();
+          checkEnd();
           this.#checkError(what, server, error);
           world.schedule(back, () => settle({ ok: false, error }, true));
         },
