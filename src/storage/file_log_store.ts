@@ -1093,6 +1093,15 @@ export class FileLogStore implements LogStore {
       tail.offsets = grown;
     }
     await this.#openWriter(tail);
+    // What we found may be in the page cache only: a process that died
+    // between a write and its fsync (or a segment's removal and the
+    // directory's fsync) leaves it readable but not durable. Raft builds on
+    // what the log holds at open, so make it durable first; otherwise a
+    // power loss later drops a record under later segments, or brings a
+    // removed segment back.
+    this.#stats.syncs += 2;
+    await (this.#writer as FileHandle).sync();
+    await fs.syncDir(this.#dir);
   }
 
   async #readMeta(): Promise<number> {

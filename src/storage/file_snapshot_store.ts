@@ -232,17 +232,18 @@ export class FileSnapshotStore implements SnapshotStore {
     const fs = store.#fs;
     try {
       await fs.mkdirp(store.#dir);
-      let removed = false;
       for (const e of await fs.readDir(store.#dir)) {
         if (e.name.endsWith(".tmp")) {
           store.#log.info("Removing unfinished snapshot {path}", {
             path: `${store.#dir}/${e.name}`,
           });
           await fs.remove(`${store.#dir}/${e.name}`, { recursive: true });
-          removed = true;
         }
       }
-      if (removed) await fs.syncDir(store.#dir);
+      // Also without a leftover: a snapshot renamed into place by a process
+      // that died before the directory's fsync is readable but not durable,
+      // and the node may compact its log on the strength of it.
+      await fs.syncDir(store.#dir);
     } catch (e) {
       throw new StorageError(`cannot open the snapshot store in ${dir}: ${describe(e)}`, {
         cause: e,

@@ -187,6 +187,11 @@ export class FileStableStore implements StableStore {
     try {
       await fs.mkdirp(store.#dir);
       await fs.remove(`${path}.tmp`);
+      // A process that died between the rename and the directory's fsync
+      // leaves a state that is readable but not durable: make it durable
+      // before the node acts on it (a term or vote lost to a power loss
+      // later would let it vote twice).
+      await fs.syncDir(store.#dir);
       bytes = await fs.readFile(path);
     } catch (e) {
       if (!fs.isNotFound(e)) {
