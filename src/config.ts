@@ -110,9 +110,10 @@ export interface Config {
   autoPromoteNonvoters?: boolean;
   /**
    * Shut the node down once it applies a configuration that no longer lists
-   * it (it was removed), as hashicorp/raft's `ShutdownOnRemove`: an election
-   * timeout later, unless its log has by then a newer configuration that
-   * lists it again (it was added back while it was down). Either way
+   * it (it was removed), as hashicorp/raft's `ShutdownOnRemove`: three
+   * election timeouts later, unless its log has by then a newer configuration
+   * that lists it again (it was added back while it was down, and may be
+   * needed to elect the leader that brings it). Either way
    * `Raft.removed` turns true and a `removed` observation is sent;
    * without it the node stays up as a follower that never campaigns, and can
    * be added again. Default true.

@@ -9,6 +9,9 @@
 import type { Configuration } from "../core/types.ts";
 import type { NodeContext } from "./context.ts";
 
+/** How many election timeouts a removed server waits before `shutdownOnRemove` stops it. */
+const REMOVAL_GRACE_ELECTION_TIMEOUTS = 3;
+
 /**
  * Watches the applied configuration for this server's removal.
  *
@@ -67,12 +70,17 @@ export class RemovalWatch {
     });
     node.emit({ type: "removed", index });
     if (config.shutdownOnRemove) {
-      // Not from inside the apply loop that is telling us, and after an
-      // election timeout: a leader that removed itself has the commit of its
-      // removal to hand on first; and a server that was added back while it
-      // was down replays its own removal on restart, so a leader that counts
-      // it again gets that long to bring the newer configuration.
-      node.timers.after(config.electionTimeout, () => {
+      // Not from inside the apply loop that is telling us, and after a grace
+      // period: a leader that removed itself has the commit of its removal
+      // to hand on first; and a server that was added back while it was
+      // down replays its own removal on restart, so the cluster that counts
+      // it again gets that long to bring the newer configuration. If that
+      // cluster has no leader, it may need this server's vote to elect one,
+      // and a restarted server ignores votes for an election timeout
+      // (check-quorum stickiness) while candidates ask at most every two:
+      // so the grace is three election timeouts (one was too short: the
+      // server shut down before it could vote, over and over).
+      node.timers.after(REMOVAL_GRACE_ELECTION_TIMEOUTS * config.electionTimeout, () => {
         const listed = this.#listed(node.core.latestConfiguration().configuration);
         if (!this.#removed || listed || node.isShutdown()) return;
         node.log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: node.id });

@@ -172,6 +172,13 @@ Deno.test("seeds that found bugs run clean", async () => {
     const r = await runSimulation({ seed });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
+  // At 3000 steps: a voter added back while it was down restarted, replayed
+  // its removal, ignored votes for an election timeout (as any restarted
+  // server) and shut down (shutdownOnRemove) one election timeout after
+  // starting, before it could vote; the two-voter configuration that listed
+  // it never elected a leader after healing.
+  const long = await runSimulation({ seed: 30001198, steps: 3000 });
+  assert.equal(long.violation, undefined, `seed 30001198: ${long.violation}`);
 });
 
 Deno.test("long runs whose nodes all crash just before healing finish (issue 11, defect 7)", async () => {
