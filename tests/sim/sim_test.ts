@@ -191,6 +191,12 @@ Deno.test("long runs whose nodes all crash just before healing finish (issue 11,
     const r = await runSimulation({ seed, steps: 3000 });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
+  // The same on the whole-node simulation: servers restarted when the faults
+  // heal are still opening their stores when the allowance is measured, so
+  // a member thousands of entries behind was given the bare 300 steps (it
+  // catches up 635 steps after healing).
+  const r = await runSimulation({ seed: 30001058, steps: 3000 });
+  assert.equal(r.violation, undefined, `seed 30001058: ${r.violation}`);
 });
 
 Deno.test("checker: two leaders in one term", () => {

@@ -35,6 +35,9 @@ import { type OperationMix, Workload, type WorkloadStats } from "./workload.ts";
 /** Virtual milliseconds per simulation step. */
 export const STEP_MS = 100;
 
+/** Steps a server restarted at healing may take to open its stores before the catch-up allowance is measured without it. */
+const MAX_START_STEPS = 100;
+
 /** More events queued at once than this is a storm (messages multiplying), not a cluster at work. */
 const MAX_QUEUED = 100_000;
 
@@ -216,6 +219,9 @@ class Simulation {
   badNetworkUntil = 0;
   healStart = -1;
   healBound = 0;
+  healLast = 0;
+  healApplied = Infinity;
+  healPending = new Set<SimServer>();
   final: { inFlight: boolean; index?: number; tries: number } = { inFlight: false, tries: 0 };
 
   constructor(options: SimOptions) {
@@ -700,7 +706,7 @@ class Simulation {
         return;
       }
     }
-    if (this.step - this.healStart > this.healBound) {
+    if (!this.#measuringBacklog() && this.step - this.healStart > this.healBound) {
       const state = this.servers.map((s) =>
         s.status === "up"
           ? `${s.id}:${s.raft!.state}/t${s.raft!.currentTerm}/c${s.raft!.commitIndex}/a${
@@ -745,16 +751,34 @@ class Simulation {
     this.slowUntil.clear();
     this.restartAt.clear();
     // A follower far behind catches up at a finite rate: allow some steps per missing entry.
-    let last = 0;
-    let applied = Infinity;
     for (const s of this.servers) {
       const raft = s.raft;
       if (raft === undefined) continue;
-      last = Math.max(last, raft.lastIndex);
-      applied = Math.min(applied, raft.appliedIndex);
+      this.#noteBacklog(raft.lastIndex, raft.appliedIndex);
     }
+    // Servers restarted just now are still opening their stores: count them
+    // once they are up (from their commit index: they apply what they hold
+    // quickly, what they lack comes at the catch-up rate).
+    this.healPending = new Set(this.servers.filter((s) => s.status === "starting"));
+  }
+
+  #noteBacklog(last: number, applied: number): void {
+    this.healLast = Math.max(this.healLast, last);
+    this.healApplied = Math.min(this.healApplied, applied);
     this.healBound = this.healSteps +
-      Math.ceil(Math.max(0, last - (applied === Infinity ? 0 : applied)) / 3);
+      Math.ceil(
+        Math.max(0, this.healLast - (this.healApplied === Infinity ? 0 : this.healApplied)) / 3,
+      );
+  }
+
+  /** Count the servers restarted at healing once they are up; true while some are still starting. */
+  #measuringBacklog(): boolean {
+    for (const s of this.healPending) {
+      if (s.status === "starting") continue;
+      this.healPending.delete(s);
+      if (s.status === "up") this.#noteBacklog(s.raft!.lastIndex, s.raft!.commitIndex);
+    }
+    return this.healPending.size > 0 && this.step - this.healStart < MAX_START_STEPS;
   }
 
   #leader(): SimServer | undefined {
