@@ -228,6 +228,10 @@ export class SimServer {
         this.status = "up";
         raft.observe((o) => {
           if (o.type === "state" && o.state !== "shutdown") {
+            // As it happens: a leader may also stop within the same event
+            // (a disk failure right after winning), unseen by poll(), yet
+            // its heartbeats went out and other nodes act on them.
+            if (o.state === "leader") checker.leaderElected(this.id, o.term, ctx.scheduler.now);
             ctx.trace(`${this.id} is ${o.state} in term ${o.term}`);
           }
         });
