@@ -103,7 +103,14 @@ export class TestCluster {
     return [...this.nodes.values()].filter((n) => n.raft.state !== "shutdown");
   }
 
-  async waitLeader(timeoutMs = 5000): Promise<TestNode> {
+  /**
+   * The one leader among the running nodes. The default deadline covers
+   * several elections of this cluster's timeout (randomised up to twice it),
+   * so a cluster with a long timeout is not failed by a short fixed wait.
+   */
+  async waitLeader(
+    timeoutMs = Math.max(5000, 6 * (this.config.electionTimeout ?? FAST.electionTimeout!)),
+  ): Promise<TestNode> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       const leaders = this.running().filter((n) => n.raft.state === "leader");
