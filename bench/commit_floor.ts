@@ -20,6 +20,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { percentile } from "./_percentile.ts";
 
 const RECORD_BYTES = 160;
 
@@ -144,8 +145,7 @@ async function leader(mode: string): Promise<void> {
   file.close();
   await Deno.remove(dir, { recursive: true });
   times.sort((a, b) => a - b);
-  const at = (q: number) =>
-    Number(times[Math.min(times.length - 1, Math.floor(times.length * q))].toFixed(3));
+  const at = (q: number) => Number(percentile(times, q).toFixed(3));
   console.log(JSON.stringify({
     bench: "commit_floor",
     fsync: mode === "fsync",

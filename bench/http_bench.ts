@@ -29,6 +29,7 @@
 
 import { parseArgs } from "node:util";
 import { RawHttpConnection } from "./_http_client.ts";
+import { percentile } from "./_percentile.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -145,10 +146,6 @@ function peakRssMb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
 /** Raft messages the node at `url` has sent so far, by type (from /metrics). */

@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { type Entry, EntryType } from "../src/core/types.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { FileLogStore } from "../src/storage/file_log_store.ts";
+import { percentile } from "./_percentile.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -109,8 +110,7 @@ async function raw(size: number): Promise<void> {
   file.close();
   await Deno.remove(dir, { recursive: true });
   times.sort((a, b) => a - b);
-  const at = (q: number) =>
-    Number(times[Math.min(times.length - 1, Math.floor(times.length * q))].toFixed(3));
+  const at = (q: number) => Number(percentile(times, q).toFixed(3));
   console.log(JSON.stringify({
     bench: "write_fdatasync",
     size: record.length,

@@ -16,7 +16,13 @@
 
 import { configure, type LogRecord } from "@logtape/logtape";
 import { parseArgs } from "node:util";
-import { type BatchOptions, type BatchSummary, mergeSummary, runBatch } from "./runner.ts";
+import {
+  type BatchOptions,
+  type BatchSummary,
+  emptySummary,
+  mergeSummary,
+  runBatch,
+} from "./runner.ts";
 import { runSimulation } from "./simulation.ts";
 
 const { values } = parseArgs({
@@ -109,14 +115,7 @@ const workers = int("workers", values.workers, 1) ?? (count >= 64 ? 2 : 1);
 
 if (workers <= 1) report(await runBatch({ seeds, nodes, steps }), flags);
 
-const total: BatchSummary = {
-  seeds: 0,
-  steps: 0,
-  events: 0,
-  clientOps: 0,
-  violations: 0,
-  failures: [],
-};
+const total = emptySummary();
 await Promise.all(Array.from({ length: workers }, (_, w) => {
   const batch: BatchOptions = { seeds: seeds.filter((_, i) => i % workers === w), nodes, steps };
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });

@@ -34,6 +34,19 @@ export interface BatchSummary {
 }
 
 /**
+ * A summary of no seeds, to add batches to.
+ *
+ * @example
+ * ```ts
+ * import { emptySummary } from "./runner.ts";
+ * console.log(emptySummary().seeds); // 0
+ * ```
+ */
+export function emptySummary(): BatchSummary {
+  return { seeds: 0, steps: 0, events: 0, clientOps: 0, violations: 0, failures: [] };
+}
+
+/**
  * Run every seed of `options` in this thread, one after the other.
  *
  * @example
@@ -44,14 +57,7 @@ export interface BatchSummary {
  * ```
  */
 export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
-  const summary: BatchSummary = {
-    seeds: 0,
-    steps: 0,
-    events: 0,
-    clientOps: 0,
-    violations: 0,
-    failures: [],
-  };
+  const summary = emptySummary();
   for (const seed of options.seeds) {
     const r: SimResult = await runSimulation({ seed, nodes: options.nodes, steps: options.steps });
     summary.seeds++;
