@@ -673,12 +673,17 @@ export class FileLogStore implements LogStore {
     const seg = this.#writerSeg;
     if (
       seg === undefined || this.#last === 0 || seg !== this.#segments.at(-1) ||
-      (seg.count > 0 &&
-        (seg.size + bytes > this.#segmentBytes || seg.size + bytes > MAX_SEGMENT_FILE_BYTES))
+      this.#mustRoll(seg, bytes) || seg.size + bytes > MAX_SEGMENT_FILE_BYTES
     ) {
-      return undefined;
+      return undefined; // #segmentFor rolls, or refuses a batch no segment holds
     }
     return seg;
+  }
+
+  /** Whether a write of `bytes` must start a new segment instead of going into `seg`. */
+  #mustRoll(seg: Segment, bytes: number): boolean {
+    return seg.count > 0 &&
+      (seg.size + bytes > this.#segmentBytes || seg.size + bytes > MAX_SEGMENT_FILE_BYTES);
   }
 
   /** The segment the next write of `bytes` starting at `firstIndex` goes to; rolls when full. */
@@ -693,11 +698,7 @@ export class FileLogStore implements LogStore {
       }
       if (this.#metaFirst !== 0) await this.#writeMeta(0);
     }
-    if (
-      seg === undefined ||
-      (seg.count > 0 &&
-        (seg.size + bytes > this.#segmentBytes || seg.size + bytes > MAX_SEGMENT_FILE_BYTES))
-    ) {
+    if (seg === undefined || this.#mustRoll(seg, bytes)) {
       seg = await this.#createSegment(firstIndex);
     }
     if (seg.size + bytes > MAX_SEGMENT_FILE_BYTES) {
