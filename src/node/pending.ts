@@ -451,10 +451,22 @@ export class PendingOperations {
 
   // ------------------------------------------------------------ deadlines
 
-  /** On every tick: reject what is past its deadline. */
+  /**
+   * On every tick, and while `shutdown()` waits for the disk (no ticks then):
+   * reject what is past its deadline.
+   */
   checkDeadlines(): void {
-    if (this.#deadlines <= 0) return;
     const now = this.#clock.now();
+    // Transfers too: a transfer asked for just before `shutdown()` would
+    // otherwise wait for the whole shutdown (up to storageTimeout).
+    if (this.#transfers.some((w) => w.deadline <= now)) {
+      this.#transfers = this.#transfers.filter((w) => {
+        if (w.deadline > now) return true;
+        w.reject(new TimeoutError("leadershipTransfer", w.timeoutMs, "not_committed"));
+        return false;
+      });
+    }
+    if (this.#deadlines <= 0) return;
     for (const [index, p] of this.#applies) {
       if (p.deadline <= now) {
         this.#applies.delete(index);

@@ -205,8 +205,10 @@ export class ReadyLoop<R> {
     const core = node.core;
     const { pending, observers } = this.#parts;
     core.tick();
-    pending.checkDeadlines();
+    // Transfers first: one whose successor is known by now succeeded, even
+    // if its deadline passed since the last tick.
     this.#checkTransfers();
+    pending.checkDeadlines();
     observers.checkHeartbeats(
       core,
       Math.ceil(node.config().electionTimeout / this.#tickMs),

@@ -1,0 +1,113 @@
+/**
+ * A leadership transfer keeps its deadline while `shutdown()` waits for the
+ * disk (found by the whole-node simulation, seeds 57487223 and 57487462 at
+ * 3000 steps). `shutdown()` stops the ticks, then lets the write in flight
+ * finish for up to `storageTimeout`; the deadlines swept meanwhile were
+ * those of applies and reads, not of transfers, so a transfer asked for
+ * just before `shutdown()` answered only when the whole shutdown ended
+ * (`ShutdownError`, a second after its 401 ms timeout in the simulation).
+ * Three real nodes on one manual clock, so the run is deterministic.
+ */
+
+import assert from "node:assert/strict";
+import { Raft, TimeoutError } from "../../mod.ts";
+import type { Entry } from "../../src/core/types.ts";
+import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "../../src/storage/mod.ts";
+import { MemoryNetwork } from "../../src/transport/mod.ts";
+import { bytes, ListFSM } from "../raft/_cluster.ts";
+import { FakeClock } from "./_fake_clock.ts";
+
+/** A memory log whose appends never finish once `hang` is set: a disk that stopped answering. */
+class HangingLogStore extends MemoryLogStore {
+  hang = false;
+  override storeLogs(entries: Entry[]): Promise<void> {
+    return this.hang ? new Promise(() => {}) : super.storeLogs(entries);
+  }
+}
+
+interface Node {
+  id: string;
+  raft: Raft<number>;
+  logStore: HangingLogStore;
+}
+
+const HEARTBEAT_MS = 20;
+const STORAGE_TIMEOUT_MS = 2000;
+
+async function cluster(clock: FakeClock): Promise<Node[]> {
+  const network = new MemoryNetwork({ timers: clock });
+  const ids = ["n1", "n2", "n3"];
+  const nodes: Node[] = [];
+  for (const [i, id] of ids.entries()) {
+    const logStore = new HangingLogStore();
+    // Distinct election timeouts, so the run does not depend on luck.
+    const raft = await Raft.create<number>(
+      {
+        id,
+        heartbeatInterval: HEARTBEAT_MS,
+        electionTimeout: 200,
+        storageTimeout: STORAGE_TIMEOUT_MS,
+        random: () => i / ids.length,
+      },
+      new ListFSM(),
+      {
+        logStore,
+        stableStore: new MemoryStableStore(),
+        snapshotStore: new MemorySnapshotStore({ clock }),
+        transport: network.transport(id),
+        clock,
+      },
+    );
+    nodes.push({ id, raft, logStore });
+  }
+  await clock.run(nodes[0].raft.bootstrapCluster({
+    servers: ids.map((id) => ({ id, address: id, suffrage: "voter" as const })),
+  }));
+  await clock.advanceUntil(() => nodes.filter((n) => n.raft.state === "leader").length === 1);
+  return nodes;
+}
+
+Deno.test("a leadership transfer times out at its deadline while shutdown() waits for a hung disk", async () => {
+  const clock = new FakeClock();
+  const nodes = await cluster(clock);
+  const leader = nodes.find((n) => n.raft.state === "leader")!;
+  const target = nodes.find((n) => n !== leader)!;
+  let shutdown: Promise<unknown> = Promise.resolve();
+  try {
+    await clock.run(leader.raft.apply(bytes("before")));
+    // The leader's disk stops answering with a write in flight: shutdown()
+    // will wait storageTimeout for it.
+    leader.logStore.hang = true;
+    leader.raft.apply(bytes("stuck")).catch(() => {});
+    await clock.settle();
+
+    const asked = clock.now();
+    let stopped = false;
+    const transfer = leader.raft.leadershipTransfer(target.id, { timeout: 100 }).then(
+      () => "transferred",
+      (e: Error) => ({ error: e, at: clock.now(), stopped }),
+    );
+    // In the same turn: the transfer's TimeoutNow never goes out, so only
+    // its deadline can end it.
+    shutdown = leader.raft.shutdown().then(() => stopped = true);
+
+    const outcome = await clock.run(transfer, 2 * STORAGE_TIMEOUT_MS);
+    assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
+    assert.ok(
+      outcome.error instanceof TimeoutError,
+      `expected a TimeoutError, got ${outcome.error} after ${outcome.at - asked} ms`,
+    );
+    assert.match(outcome.error.message, /^leadershipTransfer timed out after 100 ms/);
+    assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
+    // Fake time: the sweep runs every half heartbeat.
+    assert.ok(
+      outcome.at - asked <= 100 + HEARTBEAT_MS,
+      `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
+    );
+  } finally {
+    await clock.run(
+      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
+      2 * STORAGE_TIMEOUT_MS,
+    );
+  }
+});
