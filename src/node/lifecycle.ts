@@ -121,15 +121,16 @@ export class Lifecycle {
     p.timers.cancelAll();
     p.snapshots.stopTimer();
     p.loop.state = "shutdown";
-    try {
-      await p.transport.close();
-    } catch (e) {
-      log.warn("closing transport failed: {error}", { error: String(e) });
-    }
     // The ticks are stopped, but the deadlines of operations still fall due
-    // while the disk finishes (a slow one takes up to storageTimeout).
+    // while the transport closes (it waits for its sends, a snapshot stream
+    // among them) and the disk finishes (a slow one takes up to storageTimeout).
     const stopSweeping = this.#sweepDeadlines();
     try {
+      try {
+        await p.transport.close();
+      } catch (e) {
+        log.warn("closing transport failed: {error}", { error: String(e) });
+      }
       await this.#settleWithin(
         p.snapshots.settled.then(() => p.pipeline.idle()),
         p.config().storageTimeout,

@@ -1,4 +1,6 @@
 /**
+ * Operations keep their deadlines while `shutdown()` waits.
+ *
  * A leadership transfer keeps its deadline while `shutdown()` waits for the
  * disk (found by the whole-node simulation, seeds 57487223 and 57487462 at
  * 3000 steps). `shutdown()` stops the ticks, then lets the write in flight
@@ -6,6 +8,9 @@
  * those of applies and reads, not of transfers, so a transfer asked for
  * just before `shutdown()` answered only when the whole shutdown ended
  * (`ShutdownError`, a second after its 401 ms timeout in the simulation).
+ * And the sweep starts before the transport closes: a TCP transport's close
+ * waits for its sends (a snapshot stream among them), and nothing was swept
+ * meanwhile.
  * Three real nodes on one manual clock, so the run is deterministic.
  */
 
@@ -29,6 +34,8 @@ interface Node {
   id: string;
   raft: Raft<number>;
   logStore: HangingLogStore;
+  /** How long (fake time) the node's transport takes to close: a send still draining. */
+  closeDelayMs: number;
 }
 
 const HEARTBEAT_MS = 20;
@@ -40,6 +47,15 @@ async function cluster(clock: FakeClock): Promise<Node[]> {
   const nodes: Node[] = [];
   for (const [i, id] of ids.entries()) {
     const logStore = new HangingLogStore();
+    const transport = network.transport(id);
+    const node = { id, logStore, closeDelayMs: 0 } as Node;
+    const close = transport.close.bind(transport);
+    transport.close = async () => {
+      if (node.closeDelayMs > 0) {
+        await new Promise<void>((resolve) => clock.setTimeout(resolve, node.closeDelayMs));
+      }
+      await close();
+    };
     // Distinct election timeouts, so the run does not depend on luck.
     const raft = await Raft.create<number>(
       {
@@ -54,11 +70,12 @@ async function cluster(clock: FakeClock): Promise<Node[]> {
         logStore,
         stableStore: new MemoryStableStore(),
         snapshotStore: new MemorySnapshotStore({ clock }),
-        transport: network.transport(id),
+        transport,
         clock,
       },
     );
-    nodes.push({ id, raft, logStore });
+    node.raft = raft;
+    nodes.push(node);
   }
   await clock.run(nodes[0].raft.bootstrapCluster({
     servers: ids.map((id) => ({ id, address: id, suffrage: "voter" as const })),
@@ -100,6 +117,44 @@ Deno.test("a leadership transfer times out at its deadline while shutdown() wait
     assert.match(outcome.error.message, /^leadershipTransfer timed out after 100 ms/);
     assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
     // Fake time: the sweep runs every half heartbeat.
+    assert.ok(
+      outcome.at - asked <= 100 + HEARTBEAT_MS,
+      `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
+    );
+  } finally {
+    await clock.run(
+      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
+      2 * STORAGE_TIMEOUT_MS,
+    );
+  }
+});
+
+Deno.test("an apply times out at its deadline while shutdown() waits for the transport to close", async () => {
+  const clock = new FakeClock();
+  const nodes = await cluster(clock);
+  const leader = nodes.find((n) => n.raft.state === "leader")!;
+  let shutdown: Promise<unknown> = Promise.resolve();
+  try {
+    await clock.run(leader.raft.apply(bytes("before")));
+    // The write cannot commit (the disk stopped answering), and the
+    // transport takes a second and a half to close.
+    leader.logStore.hang = true;
+    leader.closeDelayMs = 1500;
+    const asked = clock.now();
+    let stopped = false;
+    const apply = leader.raft.apply(bytes("stuck"), { timeout: 100 }).then(
+      () => "applied",
+      (e: Error) => ({ error: e, at: clock.now(), stopped }),
+    );
+    shutdown = leader.raft.shutdown().then(() => stopped = true);
+
+    const outcome = await clock.run(apply, 2 * STORAGE_TIMEOUT_MS);
+    assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
+    assert.ok(
+      outcome.error instanceof TimeoutError,
+      `expected a TimeoutError, got ${outcome.error} after ${outcome.at - asked} ms`,
+    );
+    assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
     assert.ok(
       outcome.at - asked <= 100 + HEARTBEAT_MS,
       `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
