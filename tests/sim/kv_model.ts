@@ -120,6 +120,14 @@ export function kvModel(
       }
     },
     key: (s) => `${s.value ?? "-"}@${s.index ?? "?"}`,
+    inputKey: (i) =>
+      JSON.stringify([
+        i.op,
+        i.key,
+        "value" in i ? i.value ?? null : null,
+        "cas" in i ? i.cas ?? null : null,
+        "index" in i ? i.index : null,
+      ]),
   };
 }
 
@@ -129,29 +137,87 @@ export function kvModel(
  * showed (which could be theirs). Such a put can always be taken to happen
  * last (or never) without changing what anyone saw, and many of them (a
  * leader dying with a full pipeline) make the search explode.
+ *
+ * An operation that names an index no response showed (a conflict saw the
+ * modify index of a put nobody read) may have seen any of the unread puts
+ * invoked before it answered; of those, `suspects` (the latest invoked) are
+ * kept. Dropping any put of unknown outcome never hides a violation (if the
+ * rest is linearizable, the dropped puts go last), so a small `suspects` is
+ * safe; it may only make a linearizable history look violated, so the
+ * caller checks again with every suspect kept before reporting one.
  */
-export function pruneUnseen(ops: KvOperation[]): KvOperation[] {
+export function pruneUnseen(ops: KvOperation[], suspects = Infinity): KvOperation[] {
   const known = new Set<number>([0]);
   const readValues = new Set<string>();
   for (const op of ops) {
     const o = op.output;
-    if (o?.kind === "written") known.add(o.index);
+    // A delete's index names no state: the key it leaves has index 0.
+    if (o?.kind === "written" && op.input.op === "put") known.add(o.index);
     if (o?.kind === "read") {
       known.add(o.index);
       if (o.value !== undefined) readValues.add(o.value);
     }
     if (op.input.op === "restore") known.add(op.input.index);
   }
+  const unseen = ops.filter((op) =>
+    op.input.op === "put" && op.output === undefined && !readValues.has(op.input.value)
+  ).sort((a, b) => a.call - b.call);
+  const kept = new Set<KvOperation>();
   for (const op of ops) {
     const i = op.input;
-    if ((i.op === "put" || i.op === "delete") && i.cas !== undefined && !known.has(i.cas)) {
-      return ops;
-    }
-    if (op.output?.kind === "conflict" && !known.has(op.output.current)) return ops;
+    const namesUnknown =
+      ((i.op === "put" || i.op === "delete") && i.cas !== undefined && !known.has(i.cas)) ||
+      (op.output?.kind === "conflict" && !known.has(op.output.current));
+    if (!namesUnknown) continue;
+    const before = unseen.filter((put) => put.call < op.ret);
+    for (const put of before.slice(Math.max(0, before.length - suspects))) kept.add(put);
   }
-  return ops.filter((op) =>
-    !(op.input.op === "put" && op.output === undefined && !readValues.has(op.input.value))
-  );
+  const dropped = new Set(unseen.filter((put) => !kept.has(put)));
+  return ops.filter((op) => !dropped.has(op));
+}
+
+/**
+ * Bound the response time of each put of unknown outcome whose value a read
+ * saw: it took effect before the first read that saw it answered. The value
+ * must be written by that put alone (values are unique per put in the
+ * simulation; a value written twice is left alone), so in every
+ * linearization the put comes before each read of its value, and the bound
+ * forbids no linearization. A put whose value was read before it was even
+ * invoked is left open: the search finds that violation itself.
+ *
+ * Unbounded, such puts stay open to the end of the history; with dozens of
+ * them (a leader dying with a full pipeline) the search explodes.
+ *
+ * @example
+ * ```ts
+ * import { closeObserved } from "./kv_model.ts";
+ * const [put] = closeObserved([
+ *   { call: 0, ret: Infinity, input: { op: "put", key: "k", value: "a" } },
+ *   { call: 5, ret: 7, input: { op: "get", key: "k" }, output: { kind: "read", value: "a", index: 3 } },
+ * ]);
+ * console.log(put.ret); // 7
+ * ```
+ */
+export function closeObserved(ops: KvOperation[]): KvOperation[] {
+  const writers = new Map<string, number>();
+  for (const op of ops) {
+    const i = op.input;
+    const value = i.op === "put" || i.op === "restore" ? i.value : undefined;
+    if (value !== undefined) writers.set(value, (writers.get(value) ?? 0) + 1);
+  }
+  const firstSeen = new Map<string, number>();
+  for (const op of ops) {
+    const o = op.output;
+    if (o?.kind !== "read" || o.value === undefined || op.ret === Infinity) continue;
+    firstSeen.set(o.value, Math.min(firstSeen.get(o.value) ?? Infinity, op.ret));
+  }
+  return ops.map((op) => {
+    if (op.input.op !== "put" || op.output !== undefined || op.ret !== Infinity) return op;
+    if (writers.get(op.input.value) !== 1) return op;
+    const seen = firstSeen.get(op.input.value);
+    if (seen === undefined || seen < op.call) return op;
+    return { ...op, ret: seen };
+  });
 }
 
 /** The verdict for a whole KV history. */
@@ -187,6 +253,30 @@ function describe(op: KvOperation): string {
   return `[${Math.round(op.call * 10) / 10}, ${ret}] ${op.client ?? ""} ${what} -> ${got}`;
 }
 
+/** Unseen puts kept per unexplained index on the first try (see {@linkcode pruneUnseen}). */
+const SUSPECTS = 2;
+
+/** Check one key's operations: pruned (`suspects`; undefined: not at all) and closed. */
+function checkKey(
+  all: KvOperation[],
+  suspects: number | undefined,
+  options: { maxSteps?: number },
+): CheckResult & { shown: KvOperation[] } {
+  // `shown`: the operations as recorded (for reports); `ops`: as checked.
+  const shown = suspects === undefined ? all : pruneUnseen(all, suspects);
+  const ops = suspects === undefined ? shown : closeObserved(shown);
+  const indexOf = new Map<string, number>();
+  for (const op of ops) {
+    const o = op.output;
+    if (op.input.op === "put" && o?.kind === "written") indexOf.set(op.input.value, o.index);
+    if (o?.kind === "read" && o.value !== undefined) indexOf.set(o.value, o.index);
+    if (op.input.op === "restore" && op.input.value !== undefined) {
+      indexOf.set(op.input.value, op.input.index);
+    }
+  }
+  return { ...checkLinearizable(kvModel(indexOf), ops, options), shown };
+}
+
 /**
  * Check a history of KV operations, key by key.
  *
@@ -212,28 +302,26 @@ export function checkKvHistory(
   }
   let unknown: KvCheckResult | undefined;
   for (const key of [...byKey.keys()].sort()) {
-    const ops = options.prune === false ? byKey.get(key)! : pruneUnseen(byKey.get(key)!);
-    const indexOf = new Map<string, number>();
-    for (const op of ops) {
-      const o = op.output;
-      if (op.input.op === "put" && o?.kind === "written") indexOf.set(op.input.value, o.index);
-      if (o?.kind === "read" && o.value !== undefined) indexOf.set(o.value, o.index);
-      if (op.input.op === "restore" && op.input.value !== undefined) {
-        indexOf.set(op.input.value, op.input.index);
+    const all = byKey.get(key)!;
+    let verdict = checkKey(all, options.prune === false ? undefined : SUSPECTS, options);
+    if (verdict.result === "violation" && options.prune !== false) {
+      const everySuspect = pruneUnseen(all);
+      if (everySuspect.length !== verdict.shown.length) {
+        verdict = checkKey(all, Infinity, options);
       }
     }
-    const verdict = checkLinearizable(kvModel(indexOf), ops, options);
+    const { shown } = verdict;
     if (verdict.result === "ok") continue;
-    const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) =>
+    const sorted = shown.map((op, i) => ({ op, i })).sort((a, b) =>
       a.op.call - b.op.call || a.i - b.i
     );
     const linearized = new Set(verdict.longest);
     const stuck = sorted.filter(({ i }) => !linearized.has(i));
     const report = [
-      `history of key ${key} (${ops.length} operations, [invoked, answered]):`,
+      `history of key ${key} (${shown.length} operations, [invoked, answered]):`,
       ...sorted.map(({ op }) => `  ${describe(op)}`),
       `longest linearizable prefix (${verdict.longest.length} operations), its end:`,
-      ...verdict.longest.slice(-8).map((i) => `  ${describe(ops[i])}`),
+      ...verdict.longest.slice(-8).map((i) => `  ${describe(shown[i])}`),
       `operations it could not place next (first ${Math.min(8, stuck.length)} by invocation):`,
       ...stuck.slice(0, 8).map(({ op }) => `  ${describe(op)}`),
     ];

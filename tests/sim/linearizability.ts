@@ -15,6 +15,28 @@
  * Models may be nondeterministic: `step` returns every state the operation
  * may lead to.
  *
+ * Operations of unknown outcome are what makes the search explode (each may
+ * be placed anywhere after its invocation), so three reductions apply to
+ * the operations whose response is at `Infinity` ("open" operations). Each
+ * only forbids orders that some allowed order can stand in for, so no
+ * linearizable history is called a violation; and since each only forbids,
+ * a history the restricted search linearizes is linearizable: no violation
+ * is ever missed.
+ *
+ * - An open operation that leaves the state unchanged is not placed. If an
+ *   order places it at a point where it changes nothing, the same order
+ *   with it moved to the end is allowed too: nothing in between sees a
+ *   difference, nobody waits for its response, and placed last it changes
+ *   nothing anyone saw.
+ * - The search ends as soon as every operation left is open, and a greedy
+ *   run of them (each in invocation order, its first next state) succeeds:
+ *   they take effect after everything else.
+ * - Open operations with equal inputs (`Model.inputKey`) are interchangeable:
+ *   they are placed in invocation order. If an order places the later-invoked
+ *   one first, swapping the two gives an order that is allowed too (both are
+ *   invoked before the earlier point, neither has a response), with the same
+ *   steps of the model.
+ *
  * @module
  */
 
@@ -42,6 +64,12 @@ export interface Model<S, I, O> {
   step(state: S, input: I, output: O | undefined): S[];
   /** A string that is equal for equal states (for memoization). */
   key(state: S): string;
+  /**
+   * A string that is equal for inputs that always step alike (optional;
+   * lets the search treat open operations with equal inputs as
+   * interchangeable). Inputs that differ must give different strings.
+   */
+  inputKey?(input: I): string;
 }
 
 /** One operation of a history. */
@@ -170,44 +198,144 @@ export function checkLinearizable<S, I, O>(
     prev: undefined,
     next: undefined,
   };
+  const isOpen = history.map((h) => h.ret === Infinity && h.output === undefined);
+  // Open invocations move later, to just before the next response: which
+  // operations may be placed next is unchanged (no response is crossed), but
+  // the walk tries the answered operations first, so the failures it records
+  // have few open operations placed and dominate more (see `failed`).
   let last = head;
-  for (const e of entries) {
+  const append = (e: Entry) => {
     last.next = e;
     e.prev = last;
     last = e;
+  };
+  const deferred: Entry[] = [];
+  for (const e of entries) {
+    if (e.isCall && isOpen[e.op]) {
+      deferred.push(e);
+      continue;
+    }
+    if (!e.isCall) deferred.splice(0).forEach(append);
+    append(e);
+  }
+  deferred.forEach(append);
+
+  // For each open operation, the open operation with an equal input invoked
+  // just before it: it may only be placed once that one is.
+  const previousTwin = new Int32Array(n).fill(-1);
+  if (model.inputKey !== undefined) {
+    const lastOfInput = new Map<string, number>();
+    for (const e of entries) {
+      if (!e.isCall || !isOpen[e.op]) continue;
+      const k = model.inputKey(history[e.op].input);
+      previousTwin[e.op] = lastOfInput.get(k) ?? -1;
+      lastOfInput.set(k, e.op);
+    }
+  }
+  let closedLeft = 0;
+  const openIndex = new Int32Array(n).fill(-1);
+  let opens = 0;
+  for (let op = 0; op < n; op++) {
+    if (isOpen[op]) openIndex[op] = opens++;
+    else closedLeft++;
   }
 
-  const words = Math.ceil(n / 32);
-  const linearized = new Uint32Array(words);
+  // Placed operations: all of them, the answered ones, the open ones.
+  const linearized = new Uint32Array(Math.ceil(n / 32));
+  const closedPlaced = new Uint32Array(Math.ceil(n / 32));
+  const openPlaced = new Uint32Array(Math.ceil(opens / 32));
   const seen = new Set<string>();
+  // Points the search left without success, by answered operations placed
+  // and state: the sets of open operations placed there. With the same
+  // answered operations placed and the same state, placing more open
+  // operations cannot help: whatever order finishes from there finishes
+  // from the failed point too, followed by the extra open operations
+  // (unknown outcomes, so they can always step; no response waits on them).
+  const failed = new Map<string, Uint32Array[]>();
+  const setBit = (bits: Uint32Array, i: number) => bits[i >>> 5] |= 1 << (i & 31);
+  const clearBit = (bits: Uint32Array, i: number) => bits[i >>> 5] &= ~(1 << (i & 31));
+  const place = (op: number) => {
+    setBit(linearized, op);
+    if (openIndex[op] >= 0) setBit(openPlaced, openIndex[op]);
+    else setBit(closedPlaced, op);
+  };
+  const unplace = (op: number) => {
+    clearBit(linearized, op);
+    if (openIndex[op] >= 0) clearBit(openPlaced, openIndex[op]);
+    else clearBit(closedPlaced, op);
+  };
+  const dominated = (stateKey: string): boolean => {
+    const sets = failed.get(`${closedPlaced.join(",")}|${stateKey}`);
+    if (sets === undefined) return false;
+    return sets.some((f) => f.every((word, w) => (word & ~openPlaced[w]) === 0));
+  };
+  const recordFailure = (stateKey: string) => {
+    const k = `${closedPlaced.join(",")}|${stateKey}`;
+    let sets = failed.get(k);
+    if (sets === undefined) failed.set(k, sets = []);
+    sets.push(openPlaced.slice());
+  };
   const stack: Array<Frame<S>> = [];
   let state = model.init();
   let entry: Entry | undefined = head.next;
   let steps = 0;
   let longest: number[] = [];
 
-  const cacheKey = (s: S) => `${linearized.join(",")}|${model.key(s)}`;
+  const isLinearized = (op: number) => (linearized[op >>> 5] & (1 << (op & 31))) !== 0;
   /** Linearize `e` into the first candidate state not seen yet; false when none is left. */
   const tryCandidates = (frame: Frame<S>): boolean => {
     const bit = frame.entry.op;
-    linearized[bit >>> 5] |= 1 << (bit & 31);
+    const open = isOpen[bit];
+    const unchanged = open ? model.key(frame.before) : undefined;
+    place(bit);
     while (frame.tried < frame.candidates.length) {
       const next = frame.candidates[frame.tried++];
-      const k = cacheKey(next);
+      const stateKey = model.key(next);
+      if (stateKey === unchanged) continue;
+      const k = `${linearized.join(",")}|${stateKey}`;
       if (seen.has(k)) continue;
       seen.add(k);
+      if (opens > 0 && dominated(stateKey)) continue;
       stack.push(frame);
       state = next;
       lift(frame.entry);
+      if (!open) closedLeft--;
       return true;
     }
-    linearized[bit >>> 5] &= ~(1 << (bit & 31));
+    unplace(bit);
     return false;
+  };
+
+  /** The operations left (all open) in invocation order, if each can step from the last. */
+  const placeOpenLast = (): number[] => {
+    const order: number[] = [];
+    let s = state;
+    for (let e = head.next; e !== undefined; e = e.next) {
+      if (!e.isCall) continue;
+      const h = history[e.op];
+      const next = model.step(s, h.input, h.output);
+      if (next.length === 0) {
+        throw new Error(
+          `the model has no next state for operation ${e.op}, whose outcome is unknown: expected at least one (an unknown outcome may always happen)`,
+        );
+      }
+      s = next[0];
+      order.push(e.op);
+    }
+    return order;
   };
 
   while (head.next !== undefined) {
     if (++steps > maxSteps) return { result: "unknown", steps, longest };
+    if (closedLeft === 0) {
+      const rest = placeOpenLast();
+      return { result: "ok", steps, longest: [...stack.map((f) => f.entry.op), ...rest] };
+    }
     if (entry === undefined) throw new Error("linearizability search walked off the history");
+    if (entry.isCall && previousTwin[entry.op] >= 0 && !isLinearized(previousTwin[entry.op])) {
+      entry = entry.next;
+      continue;
+    }
     if (entry.isCall) {
       const h = history[entry.op];
       const frame: Frame<S> = {
@@ -229,9 +357,11 @@ export function checkLinearizable<S, I, O>(
     for (;;) {
       const frame = stack.pop();
       if (frame === undefined) return { result: "violation", steps, longest };
+      if (opens > 0) recordFailure(model.key(state));
       unlift(frame.entry);
       const bit = frame.entry.op;
-      linearized[bit >>> 5] &= ~(1 << (bit & 31));
+      if (!isOpen[bit]) closedLeft++;
+      unplace(bit);
       state = frame.before;
       if (tryCandidates(frame)) {
         entry = head.next;
