@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { checkLinearizable, type Model } from "./linearizability.ts";
 import {
   checkKvHistory,
+  closeObserved,
   type KvInput,
   kvModel,
   type KvOperation,
@@ -399,4 +400,62 @@ Deno.test("linearizability: the search agrees with trying every order on small h
   }
   // Both verdicts are common enough for the comparison to mean something.
   assert.ok(linearizable > 100 && linearizable < 1400, `${linearizable} of 1500 linearizable`);
+});
+
+Deno.test("linearizability: a put of unknown outcome whose value was read is bounded by that read", () => {
+  const h = [put(0, U, "a"), get(5, 7, "a", 3), get(6, 9, "a", 3)];
+  assert.deepEqual(closeObserved(h).map((op) => op.ret), [7, 7, 9]);
+  // A value written twice names neither put: both stay open.
+  const twice = [put(0, U, "a"), put(1, U, "a"), get(5, 7, "a", 3)];
+  assert.deepEqual(closeObserved(twice).map((op) => op.ret), [U, U, 7]);
+  // Read before the put was invoked: left open, and the search finds the violation.
+  const early = [get(0, 1, "a", 3), put(2, U, "a")];
+  assert.deepEqual(closeObserved(early).map((op) => op.ret), [1, U]);
+  assert.equal(checkKvHistory(early).result, "violation");
+  // Bounded, a stale read after the put's value was read is caught.
+  const stale = [put(0, 1, "z", 1), put(2, U, "a"), get(5, 7, "a", 3), get(8, 9, "z", 1)];
+  assert.equal(checkKvHistory(stale).result, "violation");
+});
+
+Deno.test("linearizability: a conflict naming an unread put's index keeps the latest suspects, then all", () => {
+  // Index 9 was shown by nobody but the conflict: one of the unread puts wrote it.
+  const h: KvOperation[] = [put(0, 1, "a", 3)];
+  for (let i = 0; i < 5; i++) h.push(put(2 + i, U, `lost${i}`, undefined, i === 0 ? 3 : undefined));
+  h.push(conflict(20, 21, "b", 3, 9), put(30, U, "late"));
+  assert.deepEqual(
+    pruneUnseen(h, 2).map((op) => op.input.op === "put" ? op.input.value : ""),
+    ["a", "lost3", "lost4", "b"],
+  );
+  assert.equal(pruneUnseen(h).length, h.length - 1); // "late" came after the conflict answered
+  assert.equal(checkKvHistory(h).result, "ok");
+  // Only the first suspect (a compare-and-set against 3) can explain it after
+  // `a` is read back: the first try drops it and fails, the second keeps it.
+  const onlyFirst: KvOperation[] = [
+    put(0, 1, "a", 3),
+    put(2, U, "lost0", undefined, 3),
+    get(3, 4, "a", 3),
+    put(5, U, "lost1", undefined, 0),
+    put(6, U, "lost2", undefined, 0),
+    conflict(20, 21, "b", 3, 9),
+  ];
+  assert.equal(checkKvHistory(onlyFirst).result, "ok");
+  assert.equal(checkKvHistory([...onlyFirst, get(22, 23, "a", 3)]).result, "violation");
+});
+
+Deno.test("linearizability: many open deletes and puts around a long history finish well within budget", () => {
+  // Dozens of deletes of unknown outcome stay open to the end; placing them
+  // is pointless almost everywhere, and they are interchangeable.
+  const h: KvOperation[] = [];
+  let t = 0;
+  for (let i = 0; i < 100; i++) {
+    h.push(put(t, t + 3, `v${i}`, i + 1));
+    if (i % 10 === 0) h.push(del(t + 1, U));
+    h.push(get(t + 2, t + 5, `v${i}`, i + 1));
+    t += 4;
+  }
+  h.push(get(t + 1, t + 2, undefined, 0));
+  assert.equal(checkKvHistory(h, { maxSteps: 2_000 }).result, "ok");
+  // A violation needs every order ruled out: more steps, still well within budget.
+  h.push(get(t + 3, t + 4, "v3", 4));
+  assert.equal(checkKvHistory(h, { maxSteps: 50_000 }).result, "violation");
 });
