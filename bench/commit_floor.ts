@@ -19,26 +19,27 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs, DIR_OPTION } from "./_args.ts";
 import { percentile } from "./_percentile.ts";
 
 const RECORD_BYTES = 160;
 
-const { values } = parseArgs({
-  args: Deno.args.filter((a) => a !== "--"),
-  options: {
-    seconds: { type: "string", default: "3" },
-    dir: { type: "string" },
-    /** Internal: run as a follower writing into this directory (`fsync` or `none`). */
-    follower: { type: "string" },
+const values = benchArgs(
+  "deno task bench:floor",
+  "The commit floor without Raft: three processes, own write + fdatasync and two followers;\n" +
+    "one JSON line with fsync, one without.",
+  {
+    seconds: { type: "number", default: 3, help: "seconds per mode" },
+    dir: DIR_OPTION,
+    follower: {
+      type: "string",
+      arg: "MODE",
+      choices: ["fsync", "none"],
+      help: "internal: run as a follower (how the floor spawns its followers)",
+    },
   },
-  strict: true,
-});
-const seconds = Number(values.seconds);
-if (!(seconds > 0)) {
-  console.error(`error: --seconds must be a positive number, got ${values.seconds}`);
-  Deno.exit(2);
-}
+);
+const seconds = values.seconds;
 
 /** Follower: answer each read with the number of whole records received so far. */
 async function follower(mode: string): Promise<void> {

@@ -9,17 +9,14 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { leaderOf, Node, sleep, waitFor, waitForCluster } from "../tests/e2e/helpers.ts";
 
-const { values } = parseArgs({
-  args: Deno.args.filter((a) => a !== "--"),
-  options: { rounds: { type: "string", default: "5" } },
-});
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds <= 0) {
-  throw new Error(`--rounds must be a positive integer`);
-}
+const { rounds } = benchArgs(
+  "deno task bench:failover",
+  "Failover: kill -9 the leader of three `raftd serve` and time until another leads.",
+  { rounds: { type: "integer", default: 5, help: "rounds, one JSON line each" } },
+);
 
 const DEFAULTS = [
   "--heartbeat-interval",

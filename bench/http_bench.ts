@@ -27,61 +27,51 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { RawHttpConnection } from "./_http_client.ts";
 import { percentile } from "./_percentile.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-const { values } = parseArgs({
-  args: Deno.args.filter((a) => a !== "--"),
-  options: {
-    n: { type: "string", default: "20000" },
-    size: { type: "string", default: "128" },
-    conc: { type: "string", default: "64" },
-    runtime: { type: "string", default: "deno" },
-    op: { type: "string", default: "put" },
-    consistency: { type: "string", default: "linearizable" },
-    target: { type: "string", default: "leader" },
-    keys: { type: "string" },
-    runs: { type: "string", default: "1" },
-    /** Write a V8 tick log of n1, the first leader (Deno only), into this directory. */
-    "cpu-prof": { type: "string" },
-    verbose: { type: "boolean", default: false },
+const values = benchArgs(
+  "deno task bench:http",
+  "HTTP benchmark of raftd: three `raftd serve` on loopback, one JSON line per run\n" +
+    "(RAFTD_BIN=path runs that executable as the nodes).",
+  {
+    n: { type: "integer", default: 20000, help: "measured requests per run" },
+    size: { type: "integer", default: 128, help: "value size in bytes (PUT)" },
+    conc: { type: "integer", default: 64, help: "requests in flight (one connection each)" },
+    runtime: {
+      type: "string",
+      default: "deno",
+      choices: ["deno", "bun"],
+      help: "runtime of the nodes",
+    },
+    op: { type: "string", default: "put", choices: ["put", "get", "health"], help: "the request" },
+    consistency: {
+      type: "string",
+      default: "linearizable",
+      choices: ["linearizable", "lease", "stale"],
+      help: "consistency of --op get",
+    },
+    target: {
+      type: "string",
+      default: "leader",
+      choices: ["leader", "follower"],
+      help: "the node the client talks to",
+    },
+    keys: { type: "integer", help: "keys written then read by --op get (default min(n, 10000))" },
+    runs: { type: "integer", default: 1, help: "runs, a new cluster each" },
+    "cpu-prof": {
+      type: "string",
+      arg: "DIR",
+      help: "write a V8 tick log of n1, the first leader (Deno only), into DIR",
+    },
+    verbose: { type: "boolean", help: "node logs at info, and the leader's messages sent" },
   },
-  strict: true,
-});
-const n = Number(values.n);
-const size = Number(values.size);
-const conc = Number(values.conc);
-const runs = Number(values.runs);
-const keys = Number(values.keys ?? Math.min(n, 10_000));
-const runtime = values.runtime;
-const op = values.op;
-const consistency = values.consistency;
-const target = values.target;
-if (![n, size, conc, runs, keys].every((x) => Number.isInteger(x) && x > 0)) {
-  console.error("error: --n, --size, --conc, --runs and --keys must be positive integers");
-  Deno.exit(2);
-}
-if (op !== "put" && op !== "get" && op !== "health") {
-  console.error(`error: --op must be put, get or health, got ${JSON.stringify(op)}`);
-  Deno.exit(2);
-}
-if (!["linearizable", "lease", "stale"].includes(consistency)) {
-  console.error(
-    `error: --consistency must be linearizable, lease or stale, got ${JSON.stringify(consistency)}`,
-  );
-  Deno.exit(2);
-}
-if (target !== "leader" && target !== "follower") {
-  console.error(`error: --target must be leader or follower, got ${JSON.stringify(target)}`);
-  Deno.exit(2);
-}
-if (runtime !== "deno" && runtime !== "bun") {
-  console.error(`error: --runtime must be deno or bun, got ${JSON.stringify(runtime)}`);
-  Deno.exit(2);
-}
+);
+const { n, size, conc, runs, runtime, op, consistency, target } = values;
+const keys = values.keys ?? Math.min(n, 10_000);
 
 async function output(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "inherit" }).output();

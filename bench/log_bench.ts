@@ -14,17 +14,22 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs, DIR_OPTION } from "./_args.ts";
 import { type Entry, EntryType } from "../src/core/types.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { FileLogStore } from "../src/storage/file_log_store.ts";
 import { percentile } from "./_percentile.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { seconds: { type: "string", default: "2" }, dir: { type: "string" } },
-});
-const seconds = Number(values.seconds);
+const values = benchArgs(
+  "deno task bench:log",
+  "Append throughput of FileLogStore, one JSON line per batch and entry size;\n" +
+    "the first line is the write + fdatasync floor.",
+  {
+    seconds: { type: "number", default: 2, help: "seconds per batch size" },
+    dir: DIR_OPTION,
+  },
+);
+const seconds = values.seconds;
 
 function countingFs(): { fs: FileSystem; syncs: () => number } {
   const base = defaultFileSystem();

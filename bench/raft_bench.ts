@@ -9,39 +9,44 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { bunCommand } from "./_runtime.ts";
 
-const { values } = parseArgs({
-  args: Deno.args.filter((a) => a !== "--"),
-  options: {
-    n: { type: "string", default: "20000" },
-    size: { type: "string", default: "128" },
-    conc: { type: "string", default: "64" },
-    runtime: { type: "string", default: "deno" },
-    runs: { type: "string", default: "1" },
-    /** Print each node's storage and message statistics to stderr. */
-    verbose: { type: "boolean", default: false },
-    /** Write a V8 tick log of the leader (Deno only) into this directory (read with `node --prof-process`). */
-    "cpu-prof": { type: "string" },
-    "snapshot-threshold": { type: "string", default: "8192" },
-    /** Extra V8 flags for every node process (Deno only), e.g. `--max-semi-space-size=2`. */
-    "v8-flags": { type: "string" },
-    "trailing-logs": { type: "string", default: "10240" },
+const values = benchArgs(
+  "deno task bench",
+  "Library benchmark: three processes on loopback TCP with file stores (fsync on);\n" +
+    "one JSON line per run.",
+  {
+    n: { type: "integer", default: 20000, help: "measured applies per run" },
+    size: { type: "integer", default: 128, help: "entry size in bytes" },
+    conc: { type: "integer", default: 64, help: "apply() calls in flight" },
+    runtime: {
+      type: "string",
+      default: "deno",
+      choices: ["deno", "bun"],
+      help: "runtime of the nodes",
+    },
+    runs: { type: "integer", default: 1, help: "runs, a new cluster each" },
+    verbose: {
+      type: "boolean",
+      help: "print each node's storage and message statistics to stderr",
+    },
+    "cpu-prof": {
+      type: "string",
+      arg: "DIR",
+      help:
+        "write a V8 tick log of the leader (Deno only) into DIR (read with node --prof-process)",
+    },
+    "snapshot-threshold": { type: "integer", default: 8192, help: "the nodes' snapshotThreshold" },
+    "v8-flags": {
+      type: "string",
+      arg: "FLAGS",
+      help: "extra V8 flags for every node (Deno only), e.g. --max-semi-space-size=2",
+    },
+    "trailing-logs": { type: "integer", default: 10240, help: "the nodes' trailingLogs" },
   },
-});
-const n = Number(values.n);
-const size = Number(values.size);
-const conc = Number(values.conc);
-const runtime = values.runtime;
-if (runtime !== "deno" && runtime !== "bun") {
-  throw new Error(`--runtime must be deno or bun, got ${runtime}`);
-}
-for (const [name, v] of [["n", n], ["size", size], ["conc", conc]] as const) {
-  if (!Number.isInteger(v) || v <= 0) {
-    throw new Error(`--${name} must be a positive integer, got ${v}`);
-  }
-}
+);
+const { n, size, conc, runtime } = values;
 
 interface Child {
   process: Deno.ChildProcess;
@@ -212,4 +217,4 @@ async function runOnce(): Promise<void> {
   }
 }
 
-for (let i = 0; i < Number(values.runs); i++) await runOnce();
+for (let i = 0; i < values.runs; i++) await runOnce();

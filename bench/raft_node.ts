@@ -9,7 +9,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import process, { stdin, stdout } from "node:process";
 import { createInterface } from "node:readline";
 import {
@@ -22,15 +22,20 @@ import {
   TcpTransport,
 } from "../mod.ts";
 
-const { values } = parseArgs({
-  options: {
-    id: { type: "string" },
-    dir: { type: "string" },
-    "snapshot-threshold": { type: "string", default: "8192" },
-    "trailing-logs": { type: "string", default: "10240" },
+const values = benchArgs(
+  "bench/raft_node.ts",
+  "One node of the library benchmark (spawned by bench/raft_bench.ts), driven by JSON on stdin.",
+  {
+    id: { type: "string", default: "", arg: "ID", help: "server id (required)" },
+    dir: { type: "string", default: "", arg: "DIR", help: "data directory (required)" },
+    "snapshot-threshold": { type: "integer", default: 8192, help: "snapshotThreshold" },
+    "trailing-logs": { type: "integer", default: 10240, help: "trailingLogs" },
   },
-});
-if (!values.id || !values.dir) throw new Error("raft_node: --id and --dir are required");
+);
+if (values.id === "" || values.dir === "") {
+  console.error("bench/raft_node.ts: --id and --dir are required (see bench/raft_node.ts --help)");
+  process.exit(2);
+}
 
 /** A bench FSM: counts entries and bytes; its snapshot is tiny. */
 class CountingFSM {
@@ -64,8 +69,8 @@ const transport = await TcpTransport.listen({ address: "127.0.0.1:0" });
 const raft = await Raft.create(
   {
     id: values.id,
-    snapshotThreshold: Number(values["snapshot-threshold"]),
-    trailingLogs: Number(values["trailing-logs"]),
+    snapshotThreshold: values["snapshot-threshold"],
+    trailingLogs: values["trailing-logs"],
   },
   new CountingFSM(),
   {

@@ -17,6 +17,13 @@
 import { EntryType, type Message } from "../src/core/types.ts";
 import { runtimeName } from "../src/platform/runtime.ts";
 import { TcpTransport } from "../src/transport/mod.ts";
+import { benchArgs } from "./_args.ts";
+
+benchArgs(
+  "deno run -A bench/transport_bench.ts",
+  "Throughput of the TCP transport between two instances in one process, on loopback.",
+  {},
+);
 
 const a = await TcpTransport.listen({ address: "127.0.0.1:0" });
 const b = await TcpTransport.listen({ address: "127.0.0.1:0" });
