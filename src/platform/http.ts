@@ -1,6 +1,7 @@
 /**
  * Serving HTTP: on Deno our own accept loop handing each connection to
- * `Deno.serveHttp`, on Bun `Bun.serve`. The handler is a plain web-standard
+ * `Deno.serve`'s server (or `Deno.serveHttp` for HTTPS, and on a Deno that
+ * does not offer the former per connection), on Bun `Bun.serve`. The handler is a plain web-standard
  * `(req: Request) => Promise<Response>`.
  *
  * The server defends itself against clients that hold connections: a
@@ -143,15 +144,63 @@ interface DenoHttpConn {
 
 type ServeHttpFn = (conn: Deno.Conn) => DenoHttpConn;
 
+/** What `Deno.serve` tells a handler besides the request (`completed`: the response is sent). */
+interface ServeInfo {
+  completed?: Promise<void>;
+}
+
+/**
+ * `Deno.serve`'s server for one connection we accepted ourselves
+ * (`Deno[Deno.internal].serveHttpOnConnection`): the handler is called per
+ * request head; aborting `signal` closes the connection at once.
+ */
+type ServeOnConnectionFn = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: (req: Request, info: ServeInfo) => Promise<Response>,
+  onError: (error: unknown) => Response,
+  onListen: () => void,
+) => { finished: Promise<void>; shutdown?: () => Promise<void> };
+
+/**
+ * `Deno.serve`'s machinery for a connection of our own, when this Deno has
+ * it. It costs ~10 µs of CPU per request less than `Deno.serveHttp` (a bare
+ * server answering a small JSON body, measured side by side: 9.5–10 µs
+ * against 20–21.5), because a request and its response take fewer ops and
+ * the request is built lazily.
+ */
+function serveOnConnectionFn(): ServeOnConnectionFn | undefined {
+  const deno = Deno as unknown as Record<symbol, unknown> & { internal?: symbol };
+  const internal = deno.internal === undefined ? undefined : deno[deno.internal];
+  const fn = (internal as { serveHttpOnConnection?: unknown } | undefined)?.serveHttpOnConnection;
+  return typeof fn === "function" ? fn as ServeOnConnectionFn : undefined;
+}
+
 /** A connection served on Deno. */
 interface DenoConnection {
-  conn: Deno.Conn;
-  http: DenoHttpConn;
+  /** Close it now (whatever it is doing). */
+  close(): void;
   /** Waiting for a request head (not handling one): may be closed to make room. */
   idle: boolean;
   /** When the current wait (for a head, or for the client to take a response) ends, or Infinity. */
   deadline: number;
   closed: boolean;
+  /** Requests being handled or written. */
+  active: number;
+  /** Settles when the connection has ended. */
+  finished: Promise<void>;
+}
+
+/** A connection just accepted, closed by `close`; `finished` is set once it is served. */
+function newConnection(close: () => void): DenoConnection {
+  return {
+    close,
+    idle: true,
+    deadline: Infinity,
+    closed: false,
+    active: 0,
+    finished: Promise.resolve(),
+  };
 }
 
 function positive(value: number | undefined, name: string, fallback: number): number {
@@ -192,7 +241,10 @@ function closing(response: Response): Response {
 
 function serveDeno(options: ServeHttpOptions): HttpServer {
   const serveHttp = (Deno as unknown as { serveHttp?: ServeHttpFn }).serveHttp;
-  if (typeof serveHttp !== "function") {
+  // Plain HTTP goes through Deno.serve's server when it can be had per
+  // connection; HTTPS (and a Deno without it) through Deno.serveHttp.
+  const serveOnConnection = options.tls ? undefined : serveOnConnectionFn();
+  if (serveOnConnection === undefined && typeof serveHttp !== "function") {
     throw new Error("this Deno has no Deno.serveHttp; raftd needs Deno 2.x up to at least 2.9");
   }
   const headTimeoutMs = positive(options.headTimeoutMs, "headTimeoutMs", 10_000);
@@ -215,7 +267,6 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
   const addr = listener.addr as Deno.NetAddr;
   // In the order they were opened: the first idle one is the oldest.
   const connections = new Set<DenoConnection>();
-  const tasks = new Set<Promise<void>>();
   let stopping = false;
   const stopped = deferred<void>();
 
@@ -223,16 +274,7 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
     if (c.closed) return;
     c.closed = true;
     connections.delete(c);
-    try {
-      c.http.close();
-    } catch {
-      // already closed
-    }
-    try {
-      c.conn.close();
-    } catch {
-      // already closed
-    }
+    c.close();
   };
 
   // Deadlines are swept, not timed one by one: no timer per request.
@@ -241,38 +283,117 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
     for (const c of connections) if (now > c.deadline) close(c);
   }, Math.max(50, Math.min(headTimeoutMs, writeTimeoutMs) / 4));
 
-  const serveConnection = async (c: DenoConnection) => {
-    try {
-      while (!stopping && !c.closed) {
-        // A request head must be complete by then (or the sweep closes us).
-        c.idle = true;
-        c.deadline = performance.now() + headTimeoutMs;
-        const event = await c.http.nextRequest();
-        c.idle = false;
-        c.deadline = Infinity;
-        if (event === null) return; // the client hung up, or the sweep closed us
-        let response: Response;
-        try {
-          response = await options.handler(event.request);
-        } catch (e) {
-          response = internalError(e);
-        }
-        c.deadline = performance.now() + writeTimeoutMs;
-        if (stopping) response = closing(response);
-        await event.respondWith(response);
-        if (stopping) {
-          // The response is flushed as the connection is driven on; with
-          // `connection: close` it then ends, and this resolves null.
-          await c.http.nextRequest();
-          return;
-        }
-      }
-    } catch {
-      // a broken (or closed) connection: nothing to tell anyone
-    } finally {
-      close(c);
-    }
+  /** The connection waits for the next request head, which must come within the head timeout. */
+  const awaitHead = (c: DenoConnection) => {
+    c.idle = true;
+    c.deadline = performance.now() + headTimeoutMs;
   };
+
+  /** Answer one request of `c`; from then the client has the write timeout to take the answer. */
+  const answer = async (c: DenoConnection, request: Request): Promise<Response> => {
+    c.idle = false;
+    c.deadline = Infinity;
+    c.active++;
+    let response: Response;
+    try {
+      response = await options.handler(request);
+    } catch (e) {
+      response = internalError(e);
+    }
+    c.deadline = performance.now() + writeTimeoutMs;
+    return stopping ? closing(response) : response;
+  };
+
+  /**
+   * A response of `c` is sent (or failed): back to waiting for a head. Not
+   * when stopping: the response said `connection: close`, so the connection
+   * ends once it is flushed (and the write deadline still holds).
+   */
+  const answered = (c: DenoConnection) => {
+    c.active--;
+    if (c.active === 0 && !c.closed && !stopping) awaitHead(c);
+  };
+
+  const viaServeOnConnection = (conn: Deno.Conn, serve: ServeOnConnectionFn): DenoConnection => {
+    // The server closes the connection when its signal aborts, by a listener
+    // that throws once the connection is gone; thrown inside an event
+    // dispatch that would be an uncaught error (the end of the process). So
+    // it gets a stand-in signal, and we call that listener ourselves.
+    let closeNow: (() => void) | undefined;
+    const signal = {
+      aborted: false,
+      addEventListener: (_type: string, listener: () => void) => closeNow = listener,
+      removeEventListener: () => {},
+    } as unknown as AbortSignal;
+    const c = newConnection(() => {
+      try {
+        if (closeNow) closeNow();
+        else void server.shutdown?.().catch(() => {});
+      } catch {
+        // already closed
+      }
+    });
+    const done = () => answered(c);
+    const server = serve(
+      conn,
+      signal,
+      (request, info) => {
+        const response = answer(c, request);
+        // Without `completed` (an older Deno) the answer counts as sent once
+        // made; the write timeout still bounds the connection until the next head.
+        if (info?.completed) info.completed.then(done, done);
+        else response.then(done, done);
+        return response;
+      },
+      internalError,
+      () => {},
+    );
+    c.finished = server.finished.catch(() => {}).finally(() => {
+      // Ended by itself (or by us): nothing left to close.
+      c.closed = true;
+      connections.delete(c);
+    });
+    return c;
+  };
+
+  const viaServeHttp = (conn: Deno.Conn, serve: ServeHttpFn): DenoConnection => {
+    const http = serve(conn);
+    const c = newConnection(() => {
+      try {
+        http.close();
+      } catch {
+        // already closed
+      }
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    });
+    c.finished = (async () => {
+      try {
+        while (!c.closed) {
+          // A request head must be complete by then (or the sweep closes us).
+          const event = await http.nextRequest();
+          if (event === null) return; // the client hung up, or the sweep closed us
+          try {
+            await event.respondWith(await answer(c, event.request));
+          } finally {
+            answered(c);
+          }
+        }
+      } catch {
+        // a broken (or closed) connection: nothing to tell anyone
+      } finally {
+        close(c);
+      }
+    })();
+    return c;
+  };
+
+  const serveConnection = serveOnConnection !== undefined
+    ? (conn: Deno.Conn) => viaServeOnConnection(conn, serveOnConnection)
+    : (conn: Deno.Conn) => viaServeHttp(conn, serveHttp as ServeHttpFn);
 
   const acceptLoop = async () => {
     let backoffMs = 0;
@@ -311,18 +432,21 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
         }
         close(oldestIdle);
       }
-      let http: DenoHttpConn;
+      let c: DenoConnection;
       try {
-        http = serveHttp(conn);
+        c = serveConnection(conn);
       } catch {
-        conn.close();
+        try {
+          conn.close();
+        } catch {
+          // already taken and closed
+        }
         continue;
       }
-      const c: DenoConnection = { conn, http, idle: true, deadline: Infinity, closed: false };
-      connections.add(c);
-      const task = serveConnection(c);
-      tasks.add(task);
-      task.finally(() => tasks.delete(task));
+      if (!c.closed) {
+        connections.add(c);
+        awaitHead(c);
+      }
     }
   };
   const accepting = acceptLoop();
@@ -343,9 +467,11 @@ function serveDeno(options: ServeHttpOptions): HttpServer {
       await accepting;
       // Idle connections go now; requests in flight get the grace period.
       for (const c of connections) if (c.idle) close(c);
-      await withDeadline(Promise.allSettled([...tasks]), graceMs);
-      for (const c of connections) close(c);
-      await withDeadline(Promise.allSettled([...tasks]), 500);
+      const finished = () => Promise.allSettled([...connections].map((c) => c.finished));
+      await withDeadline(finished(), graceMs);
+      const left = [...connections];
+      for (const c of left) close(c);
+      await withDeadline(Promise.allSettled(left.map((c) => c.finished)), 500);
     },
   };
 }

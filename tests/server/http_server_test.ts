@@ -115,3 +115,74 @@ Deno.test("http: over HTTPS with client certificates too, half a head is closed 
     await server.shutdown();
   }
 });
+
+Deno.test("http: a client that does not take a streamed response is closed at writeTimeoutMs", async () => {
+  const chunk = new Uint8Array(1 << 16);
+  const total = 64 << 20;
+  const server = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => {
+      let sent = 0;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            controller.enqueue(chunk);
+            sent += chunk.length;
+            if (sent >= total) controller.close();
+          },
+        }),
+      );
+    },
+    headTimeoutMs: 10_000,
+    writeTimeoutMs: 300,
+  });
+  try {
+    const stalled = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await stalled.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await sleep(1500); // not reading: the response cannot be sent
+    // What the socket buffers held arrives, then the end: the response was cut off.
+    let received = 0;
+    const buf = new Uint8Array(1 << 16);
+    const deadline = setTimeout(() => stalled.close(), 10_000);
+    try {
+      for (let n; (n = await stalled.read(buf)) !== null;) received += n;
+    } catch {
+      // reset by the server
+    } finally {
+      clearTimeout(deadline);
+    }
+    try {
+      stalled.close();
+    } catch {
+      // closed
+    }
+    assert.ok(received < total, `the whole response arrived (${received} bytes)`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("http: connections that ended are forgotten; sweeps and shutdown after them are harmless", async () => {
+  const server = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => new Response("ok"),
+    headTimeoutMs: 200,
+  });
+  try {
+    for (let i = 0; i < 20; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      if (i % 2 === 0) {
+        await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        await conn.read(new Uint8Array(1024));
+      }
+      conn.close();
+    }
+    await sleep(500); // several sweeps past every deadline
+    const r = await fetch(`http://127.0.0.1:${server.port}/`);
+    assert.equal(await r.text(), "ok");
+  } finally {
+    await server.shutdown();
+  }
+});
