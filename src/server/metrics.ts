@@ -96,6 +96,14 @@ const STATES = ["follower", "candidate", "leader", "shutdown"] as const;
  */
 export function renderMetrics(stats: RaftStats, http: HttpMetrics, gauges: ServerGauges): string {
   const w = new Writer();
+  w.metric("raftd_server_info", "gauge", "Always 1; the label names this server.");
+  w.sample("raftd_server_info", 1, { id: stats.id });
+  w.metric(
+    "raftd_leader_info",
+    "gauge",
+    "1 for the server this node knows as leader (no sample while it knows none).",
+  );
+  if (stats.leaderId !== undefined) w.sample("raftd_leader_info", 1, { id: stats.leaderId });
   w.gauge("raftd_term", "Current Raft term.", stats.term);
   w.metric("raftd_state", "gauge", "1 for the node's current Raft state, 0 for the others.");
   for (const s of STATES) w.sample("raftd_state", stats.state === s ? 1 : 0, { state: s });
@@ -147,6 +155,26 @@ export function renderMetrics(stats: RaftStats, http: HttpMetrics, gauges: Serve
     "raftd_snapshots_installed_total",
     "Snapshots installed from a leader.",
     stats.snapshotsInstalled,
+  );
+  w.gauge(
+    "raftd_log_entries_in_memory",
+    "Log entries held in memory (not yet durable, or in the log cache).",
+    stats.logEntriesInMemory,
+  );
+  w.gauge(
+    "raftd_log_bytes_in_memory",
+    "Bytes of those entries as the log cache counts them (data plus a fixed overhead each).",
+    stats.logBytesInMemory,
+  );
+  w.counter(
+    "raftd_log_reads_total",
+    "Reads of older entries from the log store (for lagging followers or the FSM).",
+    stats.logReads,
+  );
+  w.counter(
+    "raftd_log_entries_read_total",
+    "Entries those log store reads returned.",
+    stats.logEntriesRead,
   );
   w.gauge("raftd_kv_keys", "Keys in the key-value store.", gauges.keys);
   w.metric(

@@ -78,6 +78,67 @@ Deno.test("single node: put, get, cas, delete, list", async () => {
   });
 });
 
+/** Where each field of `raft.stats()` appears on /metrics. */
+const STAT_METRICS: Record<string, string[]> = {
+  id: ["raftd_server_info"],
+  state: ["raftd_state", "raftd_is_leader"],
+  term: ["raftd_term"],
+  leaderId: ["raftd_leader_info"],
+  lastLogIndex: ["raftd_last_log_index"],
+  lastLogTerm: ["raftd_last_log_term"],
+  commitIndex: ["raftd_commit_index"],
+  appliedIndex: ["raftd_applied_index"],
+  lastSnapshotIndex: ["raftd_last_snapshot_index"],
+  lastSnapshotTerm: ["raftd_last_snapshot_term"],
+  lastSnapshotSize: ["raftd_last_snapshot_size_bytes"],
+  lastContactMs: ["raftd_last_contact_seconds"],
+  numPeers: ["raftd_peers"],
+  configurationIndex: ["raftd_configuration_index"],
+  fsyncs: ["raftd_fsyncs_total"],
+  storeLogsSeconds: ["raftd_store_logs_seconds"],
+  applySeconds: ["raftd_fsm_apply_seconds"],
+  commitSeconds: ["raftd_commit_seconds"],
+  messagesSent: ["raftd_rpc_sent_total"],
+  messagesReceived: ["raftd_rpc_received_total"],
+  snapshotsTaken: ["raftd_snapshots_taken_total"],
+  snapshotsInstalled: ["raftd_snapshots_installed_total"],
+  logEntriesInMemory: ["raftd_log_entries_in_memory"],
+  logBytesInMemory: ["raftd_log_bytes_in_memory"],
+  logReads: ["raftd_log_reads_total"],
+  logEntriesRead: ["raftd_log_entries_read_total"],
+};
+
+Deno.test("/metrics carries every Raft stat, each with HELP and TYPE lines and its value", async () => {
+  await withCluster(1, async (c) => {
+    const n = c.nodes[0];
+    for (let i = 0; i < 5; i++) await call(n, "PUT", `/v1/kv/k${i}`, "v");
+    const text = (await call(n, "GET", "/metrics")).text;
+    const stats = n.raft.stats();
+    for (const key of Object.keys(stats)) {
+      const names = STAT_METRICS[key];
+      assert.ok(names, `raft.stats().${key} has no metric on /metrics`);
+      for (const name of names) {
+        assert.match(text, new RegExp(`^# HELP ${name} \\S`, "m"), `${name} HELP`);
+        assert.match(text, new RegExp(`^# TYPE ${name} (gauge|counter|histogram)$`, "m"), name);
+        const value = stats[key as keyof typeof stats];
+        const none = typeof value === "object" && value !== null && Object.keys(value).length === 0;
+        if (none) continue; // no message of any type yet: HELP and TYPE only
+        assert.match(text, new RegExp(`^${name}(_bucket|_sum|_count)?(\\{[^}]*\\})? \\S+$`, "m"));
+      }
+    }
+    assert.match(text, /^raftd_server_info\{id="n1"\} 1$/m);
+    assert.match(text, /^raftd_leader_info\{id="n1"\} 1$/m);
+    assert.match(
+      text,
+      new RegExp(`^raftd_log_entries_in_memory ${stats.logEntriesInMemory}$`, "m"),
+    );
+    assert.ok(stats.logEntriesInMemory > 0, "the log cache holds the new entries");
+    assert.match(text, new RegExp(`^raftd_log_bytes_in_memory ${stats.logBytesInMemory}$`, "m"));
+    assert.match(text, /^raftd_log_reads_total \d+$/m);
+    assert.match(text, /^raftd_log_entries_read_total \d+$/m);
+  });
+});
+
 Deno.test("single node: status, peers, metrics, health, snapshot", async () => {
   await withCluster(1, async (c) => {
     const n = c.nodes[0];
