@@ -168,6 +168,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     arg: "N",
     help: `snapshots kept on disk (default ${DEFAULT_CONFIG.retainSnapshots})`,
   },
+  "log-cache-bytes": {
+    type: "string",
+    arg: "N",
+    help: "bytes of recent entries the leader keeps in memory for followers; older ones " +
+      `are read back from disk, 0 keeps none (default ${DEFAULT_CONFIG.logCacheBytes})`,
+  },
   "log-level": {
     type: "string",
     arg: "LEVEL",
@@ -250,6 +256,7 @@ export async function serve(argv: string[]): Promise<number> {
   set("snapshotInterval", int(COMMAND, p, "snapshot-interval"));
   set("trailingLogs", int(COMMAND, p, "trailing-logs"));
   set("retainSnapshots", ms("retain-snapshots"));
+  set("logCacheBytes", int(COMMAND, p, "log-cache-bytes"));
   if (raft.heartbeatInterval !== undefined && raft.electionTimeout === undefined) {
     raft.electionTimeout = Math.max(DEFAULT_CONFIG.electionTimeout, raft.heartbeatInterval * 10);
   }

@@ -40,6 +40,7 @@ Deno.test("raftd serve --help prints the defaults from DEFAULT_CONFIG and API_DE
       ["--snapshot-interval", "snapshotInterval"],
       ["--trailing-logs", "trailingLogs"],
       ["--retain-snapshots", "retainSnapshots"],
+      ["--log-cache-bytes", "logCacheBytes"],
     ] as const
   ) {
     const line = help.split("\n").find((l) => l.includes(flag));
