@@ -851,12 +851,13 @@ export class RaftCore {
         this.#becomeFollower(m.term, "");
       }
     } else if (m.term < this.#term) {
-      if (
-        (this.#opts.checkQuorum || this.#opts.preVote) &&
-        (m.type === "append" || m.type === "heartbeat")
-      ) {
-        // Tell a stale leader about the newer term, or it never learns of it
-        // while our pre-votes fail against its followers.
+      if (m.type === "append" || m.type === "heartbeat") {
+        // Tell a stale leader about the newer term (Raft §5.1, as
+        // hashicorp/raft does), or it may never learn of it: our pre-votes
+        // fail against its followers, and a server whose older configuration
+        // leaves the leader's voters out (a staging server or non-voter of
+        // the leader) never sends them a vote request at all. Etcd answers
+        // only with check-quorum or pre-vote, counting on our vote requests.
         this.#send(
           {
             type: "append_resp",

@@ -391,3 +391,27 @@ Deno.test("without pre-vote, stale candidates campaigning in turn do not keep up
   }
   assert.ok(leader !== undefined, `no leader: terms ${FIVE.map((id) => c.core(id).term)}`);
 });
+
+Deno.test("without pre-vote and check-quorum, a member at a newer term that cannot campaign still tells the leader", () => {
+  // Found by the whole-node simulation (seed 57487299 at 3000 steps, pre-vote
+  // and check-quorum off): servers that had campaigned to a newer term while
+  // cut off were staging in the leader's configuration, but their own, older
+  // configuration left the leader's voters out, so no vote request of theirs
+  // ever reached the leader; and they dropped the leader's appends of an
+  // older term without a word. Raft answers every stale request with the
+  // newer term (§5.1; hashicorp/raft does): the leader steps down, and the
+  // leader elected next brings them in.
+  const options = { preVote: false, checkQuorum: false };
+  const c = Cluster.bootstrap(THREE, options);
+  c.elect("n1");
+  c.propose("n1", "a");
+  c.add("n4", { hardState: { term: 50, vote: "", commit: 0 }, entries: [] }, options);
+  c.core("n1").proposeConfigurationChange({ op: "addNonvoter", id: "n4", address: "addr-n4" });
+  c.propose("n1", "b");
+  c.tick(100);
+  const leaders = c.leaders();
+  assert.equal(leaders.length, 1, `one leader, got ${leaders}`);
+  assert.ok(c.core(leaders[0]).term > 50, `the leader's term ${c.core(leaders[0]).term}`);
+  assert.equal(c.core("n4").lastIndex, c.core(leaders[0]).lastIndex);
+  assert.deepEqual(c.node("n4").applied, ["a", "b"]);
+});
