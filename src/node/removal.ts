@@ -80,13 +80,28 @@ export class RemovalWatch {
       // (check-quorum stickiness) while candidates ask at most every two:
       // so the grace is three election timeouts (one was too short: the
       // server shut down before it could vote, over and over).
-      node.timers.after(REMOVAL_GRACE_ELECTION_TIMEOUTS * config.electionTimeout, () => {
-        const listed = this.#listed(node.core.latestConfiguration().configuration);
-        if (!this.#removed || listed || node.isShutdown()) return;
-        node.log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: node.id });
-        this.#shutdown();
-      });
+      this.#shutdownLater(node.core.lastIndex);
     }
+  }
+
+  /**
+   * Shut down after the grace period unless listed again by then, or unless
+   * the log grew past `lastIndex` meanwhile: a leader still sends this
+   * server entries, so it may be catching up through history towards an
+   * entry that adds it back (a leader stops sending entries to a server it
+   * removed once that server has the removal). Without this, a server added
+   * back while far behind stopped at every old removal it replayed.
+   */
+  #shutdownLater(lastIndex: number): void {
+    const node = this.#node;
+    node.timers.after(REMOVAL_GRACE_ELECTION_TIMEOUTS * node.config().electionTimeout, () => {
+      const listed = this.#listed(node.core.latestConfiguration().configuration);
+      if (!this.#removed || listed || node.isShutdown()) return;
+      const last = node.core.lastIndex;
+      if (last > lastIndex) return this.#shutdownLater(last);
+      node.log.info("{id} shuts down: it was removed (shutdownOnRemove)", { id: node.id });
+      this.#shutdown();
+    });
   }
 
   #listed(configuration: Configuration): boolean {
