@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { Config } from "../../src/config.ts";
+import { type Config, DEFAULT_CONFIG } from "../../src/config.ts";
 import type { Configuration } from "../../src/core/types.ts";
 import { Checker } from "./checker.ts";
 import { checkKvHistory } from "./kv_model.ts";
@@ -37,6 +37,20 @@ export const STEP_MS = 100;
 
 /** Steps a server restarted at healing may take to open its stores before the catch-up allowance is measured without it. */
 const MAX_START_STEPS = 100;
+
+/** Entries per step a lagging member is owed at most after healing (the rate the allowance assumed for every configuration). */
+const MAX_CATCHUP_PER_STEP = 3;
+
+/**
+ * Milliseconds one append round costs beyond the network's two ways on the
+ * slowest disk the run draws after healing: the follower's fsync (5–40 ms,
+ * and 2% of them 200–2000 ms: 45 ms on average) plus the leader's read of
+ * entries older than its cache and both sides' store calls.
+ */
+const APPEND_ROUND_DISK_MS = 60;
+
+/** Network delay at most, one way, once faults heal. */
+const HEALED_DELAY_MAX_MS = 20;
 
 /** More events queued at once than this is a storm (messages multiplying), not a cluster at work. */
 const MAX_QUEUED = 100_000;
@@ -737,7 +751,7 @@ class Simulation {
     m.drop(0);
     m.duplicate(0);
     m.reorder(0);
-    m.delay(this.p.delayMin, Math.min(this.p.delayMax, 20));
+    m.delay(this.p.delayMin, Math.min(this.p.delayMax, HEALED_DELAY_MAX_MS));
     for (const s of this.servers) {
       this.#healDisk(s);
       if (this.slowUntil.has(s)) this.#diskTiming(s, false);
@@ -767,8 +781,24 @@ class Simulation {
     this.healApplied = Math.min(this.healApplied, applied);
     this.healBound = this.healSteps +
       Math.ceil(
-        Math.max(0, this.healLast - (this.healApplied === Infinity ? 0 : this.healApplied)) / 3,
+        Math.max(0, this.healLast - (this.healApplied === Infinity ? 0 : this.healApplied)) /
+          this.#catchupPerStep(),
       );
+  }
+
+  /**
+   * Entries per step a lagging member honestly gets: a leader sends at most
+   * `maxInflightAppends` appends of at most `maxAppendEntries` entries per
+   * round trip, and a round trip costs the network both ways plus a disk
+   * round. A configuration that sends one entry at a time catches up at
+   * about one entry per round, whatever the allowance assumed.
+   */
+  #catchupPerStep(): number {
+    const raft = this.p.raft;
+    const perRound = (raft.maxAppendEntries ?? DEFAULT_CONFIG.maxAppendEntries) *
+      (raft.maxInflightAppends ?? DEFAULT_CONFIG.maxInflightAppends);
+    const roundMs = 2 * Math.min(this.p.delayMax, HEALED_DELAY_MAX_MS) + APPEND_ROUND_DISK_MS;
+    return Math.min(MAX_CATCHUP_PER_STEP, (perRound * STEP_MS) / roundMs);
   }
 
   /** Count the servers restarted at healing once they are up; true while some are still starting. */
