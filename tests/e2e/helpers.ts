@@ -66,18 +66,46 @@ export async function step(
   name: string,
   fn: () => Promise<void>,
 ): Promise<void> {
-  if (!(await t.step(name, fn))) throw new Error(`step failed: ${name}`);
+  let reason = "";
+  const passed = await t.step(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      reason = e instanceof Error ? e.message : String(e);
+      throw e;
+    }
+  });
+  // The reason goes with the test's own error, so an excerpt of the output
+  // that shows the test failing shows why.
+  if (!passed) throw new Error(`step failed: ${name}${reason ? `: ${reason}` : ""}`);
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
+/** Ports {@linkcode freePort} handed out: none is handed out twice in one test run. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (bound then released), never one this
+ * process handed out before: the kernel may well give a just-released port
+ * again (about one 10-port test in 200 got a port twice, and its second
+ * node could not listen).
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port not handed out before, after 1000 tries (${handedOut.size} out)`);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Thrown by a {@linkcode waitFor} condition that can no longer come true: it ends the wait at once. */
+export class GaveUp extends Error {}
 
 /** Poll `ok` every 100 ms until it is true; throws naming `what` after `ms`. */
 export async function waitFor(
@@ -91,6 +119,7 @@ export async function waitFor(
     try {
       if (await ok()) return;
     } catch (e) {
+      if (e instanceof GaveUp) throw e;
       last = e;
     }
     if (Date.now() > deadline) {
@@ -167,11 +196,15 @@ export const FAST_FLAGS = [
   "info",
 ];
 
+/** How often a node's first start is retried on new ports when another process took one. */
+const PORT_RETRIES = 5;
+
+/** What raftd prints when it cannot bind its --raft or --http address because it is taken. */
+const ADDRESS_IN_USE = /cannot listen on --(raft|http) \S+: address already in use/;
+
 /** One raftd node process (restartable with the same id, ports and data). */
 export class Node {
   readonly id: string;
-  readonly raftPort: number;
-  readonly httpPort: number;
   readonly dataDir: string;
   readonly extra: string[];
   child: Deno.ChildProcess | undefined;
@@ -189,30 +222,73 @@ export class Node {
   bindAll = false;
   /** When set, the test's own calls (status, health) carry this bearer token. */
   token: string | undefined;
+  #raftPort: number;
+  #httpPort: number;
+  /**
+   * Whether the test has read the ports (or an address made of them): from
+   * then on they are the node's for good, even if another process took one.
+   */
+  #portsPublished = false;
+  /** Whether a process of this node ever got as far as serving. */
+  #served = false;
+  #stopping = false;
+  #exit: Deno.CommandStatus | undefined;
   #logs: string[] = [];
   #pump: Promise<void> | undefined;
 
   constructor(id: string, dataDir: string, extra: string[] = []) {
     this.id = id;
-    this.raftPort = freePort();
-    this.httpPort = freePort();
+    this.#raftPort = freePort();
+    this.#httpPort = freePort();
     this.dataDir = dataDir;
     this.extra = extra;
   }
 
+  get raftPort(): number {
+    this.#portsPublished = true;
+    return this.#raftPort;
+  }
+
+  get httpPort(): number {
+    this.#portsPublished = true;
+    return this.#httpPort;
+  }
+
   get url(): string {
-    return `${this.https ? "https" : "http"}://127.0.0.1:${this.httpPort}`;
+    this.#portsPublished = true;
+    return this.#url();
   }
 
   get raftAddress(): string {
-    return `127.0.0.1:${this.raftPort}`;
+    this.#portsPublished = true;
+    return this.#raftAddress();
   }
 
-  /** Start the process with `args` after the common ones. */
+  #url(): string {
+    return `${this.https ? "https" : "http"}://127.0.0.1:${this.#httpPort}`;
+  }
+
+  #raftAddress(): string {
+    return `127.0.0.1:${this.#raftPort}`;
+  }
+
+  /**
+   * Start the process with `args` after the common ones. Ports are chosen
+   * free, then bound by the child a little later: if another process took
+   * one meanwhile and the test has not used the node's addresses yet, the
+   * node starts again on new ports.
+   */
   start(args: string[] = []): void {
     if (this.child) throw new Error(`${this.id} is already running`);
+    this.#stopping = false;
+    this.#spawn(args, PORT_RETRIES);
+  }
+
+  #spawn(args: string[], portRetries: number): void {
+    this.#exit = undefined;
     const raftd = raftdCommand();
     const [command, ...pre] = [...this.wrapper, raftd.command, ...raftd.args];
+    const url = this.#url();
     this.child = new Deno.Command(command, {
       args: [
         ...pre,
@@ -222,15 +298,15 @@ export class Node {
         ...(this.bindAll
           ? [
             "--raft",
-            `0.0.0.0:${this.raftPort}`,
+            `0.0.0.0:${this.#raftPort}`,
             "--advertise-raft",
-            this.raftAddress,
+            this.#raftAddress(),
             "--http",
-            `0.0.0.0:${this.httpPort}`,
+            `0.0.0.0:${this.#httpPort}`,
             "--advertise-http",
-            this.url,
+            url,
           ]
-          : ["--raft", this.raftAddress, "--http", `127.0.0.1:${this.httpPort}`]),
+          : ["--raft", this.#raftAddress(), "--http", `127.0.0.1:${this.#httpPort}`]),
         "--data",
         this.dataDir,
         ...FAST_FLAGS,
@@ -243,17 +319,38 @@ export class Node {
       env: { NO_COLOR: "1" },
     }).spawn();
     const child = this.child;
+    let addressInUse = false;
     const keep = async (stream: ReadableStream<Uint8Array>) => {
       for await (const line of stream.pipeThrough(new TextDecoderStream()).pipeThrough(lines())) {
+        if (line.includes(`${this.id} serving: raft`)) this.#served = true;
+        if (ADDRESS_IN_USE.test(line)) addressInUse = true;
         this.#logs.push(line);
         if (this.#logs.length > 300) this.#logs.shift();
       }
     };
-    this.#pump = Promise.all([keep(child.stdout), keep(child.stderr)]).then(() => {});
+    const pump = Promise.all([keep(child.stdout), keep(child.stderr)]).then(() => {});
+    this.#pump = pump;
+    // After the output is read, so the reason it ended is known.
+    Promise.all([child.status, pump]).then(([status]) => {
+      if (this.child !== child || this.#stopping) return;
+      if (
+        addressInUse && !this.#served && !this.#portsPublished && portRetries > 0
+      ) {
+        const taken = `${this.#raftAddress()} / ${this.#url()}`;
+        this.#raftPort = freePort();
+        this.#httpPort = freePort();
+        this.#logs.push(`(test: ${taken} was taken by another process; starting on new ports)`);
+        this.child = undefined;
+        this.#spawn(args, portRetries - 1);
+        return;
+      }
+      this.#exit = status;
+    }, () => {});
   }
 
   /** Send `signal` and wait for the process to end. */
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus | undefined> {
+    this.#stopping = true;
     const child = this.child;
     if (!child) return undefined;
     try {
@@ -272,7 +369,18 @@ export class Node {
     clearTimeout(timer);
     await this.#pump;
     this.child = undefined;
+    this.#exit = undefined;
     return status;
+  }
+
+  /** When the process ended on its own: how, and its last lines; else undefined. */
+  endedOnItsOwn(): string | undefined {
+    const status = this.#exit;
+    if (!this.child || !status) return undefined;
+    const how = `code ${status.code}${status.signal ? `, ${status.signal}` : ""}`;
+    return `${this.id} exited (${how}); its last lines:\n${
+      this.logs().split("\n").slice(-40).join("\n")
+    }`;
   }
 
   /** The last lines the process printed. */
@@ -281,7 +389,7 @@ export class Node {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return (await http(`${this.url}/v1/status`, this.#init())).json();
+    return (await http(`${this.#url()}/v1/status`, this.#init())).json();
   }
 
   #init(): RequestInit {
@@ -291,9 +399,15 @@ export class Node {
     } as RequestInit;
   }
 
+  /**
+   * Whether the node answers /health with 200. A node whose process ended on
+   * its own never will: that throws {@linkcode GaveUp}, with its last lines.
+   */
   async healthy(): Promise<boolean> {
+    const ended = this.endedOnItsOwn();
+    if (ended) throw new GaveUp(ended);
     try {
-      return (await http(`${this.url}/health`, this.#init())).status === 200;
+      return (await http(`${this.#url()}/health`, this.#init())).status === 200;
     } catch {
       return false;
     }
@@ -331,15 +445,28 @@ export async function leaderOf(nodes: Node[]): Promise<Node> {
   throw new Error("no leader known");
 }
 
-/** Wait until every running node in `nodes` is healthy and the configuration has `voters` voters. */
+/**
+ * Wait until every running node in `nodes` is healthy and the configuration
+ * has `voters` voters. A node whose process ended on its own ends the wait at
+ * once, with its last lines; a timeout says what was still missing.
+ */
 export async function waitForCluster(nodes: Node[], voters: string[], ms = 30_000): Promise<void> {
+  const want = JSON.stringify([...voters].sort());
   await waitFor(`a healthy cluster with voters ${voters.join(",")}`, async () => {
-    for (const n of nodes) if (n.child && !(await n.healthy())) return false;
+    for (const n of nodes) {
+      const ended = n.endedOnItsOwn();
+      if (ended) throw new GaveUp(`${ended}\n(while waiting for voters ${voters.join(",")})`);
+    }
+    for (const n of nodes) {
+      if (n.child && !(await n.healthy())) throw new Error(`${n.id} is not healthy yet`);
+    }
     const leader = await leaderOf(nodes);
     const s = await leader.status();
     const conf = s.configuration as { id: string; suffrage: string; http: string | null }[];
-    const got = conf.filter((c) => c.suffrage === "voter").map((c) => c.id).sort();
-    return JSON.stringify(got) === JSON.stringify([...voters].sort()) &&
-      conf.every((c) => c.http !== null);
+    const got = JSON.stringify(conf.filter((c) => c.suffrage === "voter").map((c) => c.id).sort());
+    if (got !== want || conf.some((c) => c.http === null)) {
+      throw new Error(`the leader ${leader.id} has configuration ${JSON.stringify(conf)}`);
+    }
+    return true;
   }, ms);
 }
