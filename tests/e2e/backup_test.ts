@@ -5,17 +5,7 @@
  */
 
 import { strict as assert } from "node:assert";
-import {
-  cli,
-  e2eTest,
-  http,
-  leaderOf,
-  Node,
-  sleep,
-  step,
-  waitFor,
-  waitForCluster,
-} from "./helpers.ts";
+import { cli, e2eTest, http, leaderOf, Node, step, waitFor, waitForCluster } from "./helpers.ts";
 
 interface Write {
   value: string;
@@ -70,15 +60,23 @@ e2eTest({
           }
         };
         const writers = [0, 1, 2, 3].map(writer);
-        await sleep(700);
+        // Some writes acknowledged before the save, however slowly the machine runs.
+        await waitFor("20 writes acknowledged", () => acked.size >= 20);
         const ackedBefore = new Map([...acked].map(([k, v]) => [k, v.at(-1)!]));
         const save = await cli(["snapshot", "save", file, "--json", "--server", follower.url]);
-        await sleep(300);
-        writing = false;
-        await Promise.all(writers);
-        assert.equal(save.code, 0, save.stderr);
+        try {
+          assert.equal(save.code, 0, save.stderr);
+          backupIndex = JSON.parse(save.stdout).index;
+          // Writes go on past the backup however slowly the machine runs.
+          await waitFor(
+            "a write acknowledged past the backup's index",
+            () => [...acked.values()].some((ws) => ws.some((w) => w.index > backupIndex)),
+          );
+        } finally {
+          writing = false;
+          await Promise.all(writers);
+        }
         const saved = JSON.parse(save.stdout);
-        backupIndex = saved.index;
         assert.equal(saved.file, file);
         assert.equal(saved.bytes, (await Deno.stat(file)).size);
         assert.match(saved.checksum, /^crc32c:[0-9a-f]{8}$/);
