@@ -407,7 +407,10 @@ export class Node {
     const ended = this.endedOnItsOwn();
     if (ended) throw new GaveUp(ended);
     try {
-      return (await http(`${this.#url()}/health`, this.#init())).status === 200;
+      const up = (await http(`${this.#url()}/health`, this.#init())).status === 200;
+      // Its ports are known to the cluster now, whatever its log level let it print.
+      if (up) this.#served = true;
+      return up;
     } catch {
       return false;
     }
