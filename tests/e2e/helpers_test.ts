@@ -35,17 +35,28 @@ e2eTest({
     } finally {
       Deno.listen = listen;
     }
-    const thief = Deno.listen({ hostname: "127.0.0.1", port: chosen[0] });
+    // Take every port it was offered (freePort skips ports it handed out
+    // before, so the node's are among them, not necessarily the first).
+    const thieves: Deno.Listener[] = [];
+    for (const port of chosen) {
+      try {
+        thieves.push(Deno.listen({ hostname: "127.0.0.1", port }));
+      } catch {
+        // in use by someone else already
+      }
+    }
     let ok = false;
     try {
       node.start(["--bootstrap"]);
+      // Not asked for its health before: a request to a stolen port would hang.
+      await waitFor("n1 to start again on new ports", () => /on new ports/.test(node.logs()));
       await waitFor("n1 healthy on new ports", () => node.healthy());
-      assert.notEqual(node.raftPort, chosen[0]);
+      assert.ok(!chosen.includes(node.raftPort) && !chosen.includes(node.httpPort));
       assert.match(node.logs(), /address already in use/);
       assert.equal((await node.status()).id, "n1");
       ok = true;
     } finally {
-      thief.close();
+      for (const l of thieves) l.close();
       await node.stop("SIGKILL");
       if (!ok) console.error(node.logs());
       await Deno.remove(dir, { recursive: true }).catch(() => {});
