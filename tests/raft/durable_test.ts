@@ -52,13 +52,29 @@ async function startOnDisk(
   };
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000) {
+/**
+ * Poll `cond` until it holds. The deadline is only an upper bound for a
+ * loaded machine (a passing run never waits for it); `seen` says what was
+ * there instead when it passes.
+ */
+async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  seen: () => string = () => "",
+  ms = 30_000,
+) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await cond()) return;
     await sleep(5);
   }
-  throw new Error(`timed out waiting for ${what}`);
+  const saw = seen();
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${saw ? `; saw ${saw}` : ""}`);
+}
+
+/** The log's segment files (not its meta file, written by a compaction that keeps a segment's tail). */
+function segmentFiles(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".seg")).sort();
 }
 
 Deno.test("file stores: stop all, start again, everything acknowledged is there", async () => {
@@ -80,11 +96,17 @@ Deno.test("file stores: stop all, start again, everything acknowledged is there"
       await leader.raft.apply(bytes(`value-${i}-${"x".repeat(40)}`));
       acked.push(`value-${i}-${"x".repeat(40)}`);
     }
-    const segmentsBefore = [...Deno.readDirSync(`${root}/${leader.id}/log`)].length;
-    await leader.raft.snapshot();
+    const logDir = `${root}/${leader.id}/log`;
+    const segmentsBefore = segmentFiles(logDir);
+    const snapshot = await leader.raft.snapshot();
+    // The compaction behind the snapshot runs in the write pipeline after the
+    // snapshot is taken, each step an fsync: on a loaded disk it takes a while.
     await waitFor(
-      "old segments removed",
-      () => [...Deno.readDirSync(`${root}/${leader.id}/log`)].length < segmentsBefore,
+      `old segments removed after the snapshot at ${snapshot.index}`,
+      () => segmentFiles(logDir).length < segmentsBefore.length,
+      () =>
+        `${segmentFiles(logDir).join(", ")} (before: ${segmentsBefore.join(", ")}); ` +
+        `raft stats ${JSON.stringify(leader.raft.stats())}`,
     );
     for (let i = 120; i < 130; i++) {
       await leader.raft.apply(bytes(`value-${i}`));
