@@ -84,6 +84,37 @@ async function cluster(clock: FakeClock): Promise<Node[]> {
   return nodes;
 }
 
+/** How an operation ended: succeeded, or its error, when, and whether `shutdown()` had ended. */
+type Outcome = "succeeded" | { error: Error; at: number; stopped: boolean };
+
+function outcomeOf(
+  clock: FakeClock,
+  operation: Promise<unknown>,
+  stopped: () => boolean,
+): Promise<Outcome> {
+  return operation.then(
+    () => "succeeded" as const,
+    (error: Error) => ({ error, at: clock.now(), stopped: stopped() }),
+  );
+}
+
+/** It timed out within a sweep (half a heartbeat) of its 100 ms deadline, before `shutdown()` ended. */
+function assertTimedOutBeforeShutdown(
+  outcome: Outcome,
+  asked: number,
+): asserts outcome is Exclude<Outcome, "succeeded"> {
+  assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
+  assert.ok(
+    outcome.error instanceof TimeoutError,
+    `expected a TimeoutError, got ${outcome.error} after ${outcome.at - asked} ms`,
+  );
+  assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
+  assert.ok(
+    outcome.at - asked <= 100 + HEARTBEAT_MS,
+    `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
+  );
+}
+
 Deno.test("a leadership transfer times out at its deadline while shutdown() waits for a hung disk", async () => {
   const clock = new FakeClock();
   const nodes = await cluster(clock);
@@ -100,27 +131,18 @@ Deno.test("a leadership transfer times out at its deadline while shutdown() wait
 
     const asked = clock.now();
     let stopped = false;
-    const transfer = leader.raft.leadershipTransfer(target.id, { timeout: 100 }).then(
-      () => "transferred",
-      (e: Error) => ({ error: e, at: clock.now(), stopped }),
+    const transfer = outcomeOf(
+      clock,
+      leader.raft.leadershipTransfer(target.id, { timeout: 100 }),
+      () => stopped,
     );
     // In the same turn: the transfer's TimeoutNow never goes out, so only
     // its deadline can end it.
     shutdown = leader.raft.shutdown().then(() => stopped = true);
 
     const outcome = await clock.run(transfer, 2 * STORAGE_TIMEOUT_MS);
-    assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
-    assert.ok(
-      outcome.error instanceof TimeoutError,
-      `expected a TimeoutError, got ${outcome.error} after ${outcome.at - asked} ms`,
-    );
+    assertTimedOutBeforeShutdown(outcome, asked);
     assert.match(outcome.error.message, /^leadershipTransfer timed out after 100 ms/);
-    assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
-    // Fake time: the sweep runs every half heartbeat.
-    assert.ok(
-      outcome.at - asked <= 100 + HEARTBEAT_MS,
-      `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
-    );
   } finally {
     await clock.run(
       Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
@@ -142,23 +164,15 @@ Deno.test("an apply times out at its deadline while shutdown() waits for the tra
     leader.closeDelayMs = 1500;
     const asked = clock.now();
     let stopped = false;
-    const apply = leader.raft.apply(bytes("stuck"), { timeout: 100 }).then(
-      () => "applied",
-      (e: Error) => ({ error: e, at: clock.now(), stopped }),
+    const apply = outcomeOf(
+      clock,
+      leader.raft.apply(bytes("stuck"), { timeout: 100 }),
+      () => stopped,
     );
     shutdown = leader.raft.shutdown().then(() => stopped = true);
 
     const outcome = await clock.run(apply, 2 * STORAGE_TIMEOUT_MS);
-    assert.ok(typeof outcome === "object", `expected an error, got ${outcome}`);
-    assert.ok(
-      outcome.error instanceof TimeoutError,
-      `expected a TimeoutError, got ${outcome.error} after ${outcome.at - asked} ms`,
-    );
-    assert.equal(outcome.stopped, false, "it timed out before shutdown() ended");
-    assert.ok(
-      outcome.at - asked <= 100 + HEARTBEAT_MS,
-      `answered ${outcome.at - asked} ms after it was asked, with a 100 ms timeout`,
-    );
+    assertTimedOutBeforeShutdown(outcome, asked);
   } finally {
     await clock.run(
       Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
