@@ -23,7 +23,14 @@ import {
 } from "./core/types.ts";
 import type { LeaderInfo } from "./errors.ts";
 import type { FSM } from "./fsm.ts";
-import { checkFsm, checkId, checkStores, checkUpdateAddress, typeOf } from "./node/arguments.ts";
+import {
+  checkCreateOptions,
+  checkFsm,
+  checkId,
+  checkStores,
+  checkUpdateAddress,
+  typeOf,
+} from "./node/arguments.ts";
 import { changeMembership } from "./node/membership_changes.ts";
 import { read } from "./node/reads.ts";
 import { hasExistingState, recoverCluster } from "./node/recovery.ts";
@@ -33,6 +40,7 @@ import { collectStats, lastContact } from "./node/stats.ts";
 import type {
   AddServerOptions,
   ApplyResult,
+  CreateOptions,
   IndexResult,
   MembershipOptions,
   Observation,
@@ -48,8 +56,8 @@ export type * from "./node/types.ts";
 const EMPTY = new Uint8Array(0);
 
 /**
- * A Raft node. Create it with {@linkcode Raft.create}; call
- * {@linkcode Raft.bootstrapCluster} once on the first server of a new cluster.
+ * A Raft node. Create it with {@linkcode Raft.create}, whose `bootstrap`
+ * option starts a new cluster.
  *
  * @typeParam R What the FSM's `apply` returns.
  *
@@ -71,8 +79,7 @@ const EMPTY = new Uint8Array(0);
  *   stableStore: new MemoryStableStore(),
  *   snapshotStore: new MemorySnapshotStore(),
  *   transport: network.transport("n1"),
- * });
- * await raft.bootstrapCluster({ servers: [{ id: "n1", address: "n1", suffrage: "voter" }] });
+ * }, { bootstrap: { servers: [{ id: "n1", address: "n1", suffrage: "voter" }] } });
  * while (raft.state !== "leader") await new Promise((r) => setTimeout(r, 10));
  * const { index } = await raft.apply(new TextEncoder().encode("hello"));
  * console.log(index, values); // 3 ["hello"]
@@ -92,8 +99,8 @@ export class Raft<R = unknown> {
   /**
    * Start a node on its stores: restores the newest valid snapshot into the
    * FSM, loads the log, applies what is known committed, and starts the
-   * transport and timers. A new cluster then needs {@linkcode Raft.bootstrapCluster}
-   * on one server (or on every server, with the same configuration).
+   * transport and timers. A new cluster is bootstrapped by `options.bootstrap`
+   * (used only on stores with no state, so safe on every start).
    *
    * @throws {TypeError} when `config`, `fsm` or `stores` lacks something or has a value of the
    * wrong type (the message names the field and shows what was given).
@@ -101,6 +108,7 @@ export class Raft<R = unknown> {
    * @throws {CorruptionError} when every stored snapshot fails its checks.
    * @throws {StorageError} when the stores cannot be read.
    * @throws {TransportError} when the transport cannot start (e.g. it is closed).
+   * @throws {ConfigurationError} when `options.bootstrap` has no voter or lacks this node.
    *
    * @example A node on disk, reachable over TCP
    * ```ts
@@ -115,20 +123,22 @@ export class Raft<R = unknown> {
    * const snapshotStore = await FileSnapshotStore.open(`${dir}/snapshots`);
    * const raft = await Raft.create({ id: "n1" }, new RecordingFSM(), {
    *   logStore, stableStore, snapshotStore, transport,
-   * });
-   * await raft.bootstrapCluster({
-   *   servers: [{ id: "n1", address: transport.localAddress, suffrage: "voter" }],
-   * });
+   * }, { bootstrap: { servers: [{ id: "n1", address: transport.localAddress, suffrage: "voter" }] } });
    * await raft.shutdown();
    * await Promise.all([logStore.close(), stableStore.close()]);
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  static async create<R>(config: Config, fsm: FSM<R>, stores: RaftStores): Promise<Raft<R>> {
+  static async create<R>(
+    config: Config,
+    fsm: FSM<R>,
+    stores: RaftStores,
+    options?: CreateOptions,
+  ): Promise<Raft<R>> {
     const resolved = validateConfig(config);
     checkFsm(fsm);
     checkStores(stores);
-    return new Raft(await startNode(resolved, fsm, stores));
+    return new Raft(await startNode(resolved, fsm, stores, checkCreateOptions(options)));
   }
 
   /**
@@ -141,12 +151,9 @@ export class Raft<R = unknown> {
    * ```ts
    * import { Raft } from "./raft.ts";
    * import { MemoryLogStore, MemorySnapshotStore, MemoryStableStore } from "./storage/mod.ts";
-   * const stores = {
-   *   logStore: new MemoryLogStore(),
-   *   stableStore: new MemoryStableStore(),
-   *   snapshotStore: new MemorySnapshotStore(),
-   * };
-   * console.log(await Raft.hasExistingState(stores)); // false
+   * const [logStore, stableStore] = [new MemoryLogStore(), new MemoryStableStore()];
+   * const snapshotStore = new MemorySnapshotStore();
+   * console.log(await Raft.hasExistingState({ logStore, stableStore, snapshotStore })); // false
    * ```
    */
   static async hasExistingState(stores: Omit<RaftStores, "transport">): Promise<boolean> {
@@ -191,9 +198,10 @@ export class Raft<R = unknown> {
   }
 
   /**
-   * Write the first configuration of a brand-new cluster. Resolves once it is
-   * on disk; the node then elects itself (a single voter) or campaigns with
-   * the others.
+   * Write the first configuration of a brand-new cluster (hashicorp's
+   * `BootstrapCluster`). Resolves once it is on disk; the node then elects
+   * itself (a single voter) or campaigns with the others. A peer may reach the
+   * node first and give it a term: prefer `create`'s `bootstrap` option.
    *
    * @throws {InvalidStateError} when this node already has state (bootstrap happens once).
    * @throws {ConfigurationError} when `configuration` has no voter.

@@ -6,9 +6,11 @@
  * @module
  */
 
+import { checkConfiguration } from "../core/membership.ts";
+import type { Configuration } from "../core/types.ts";
 import { describeValue } from "../describe_value.ts";
 import type { FSM } from "../fsm.ts";
-import type { AddServerOptions, RaftStores } from "./types.ts";
+import type { AddServerOptions, CreateOptions, RaftStores } from "./types.ts";
 
 /**
  * A short name of a value's type for messages: `null`, `array`, a class
@@ -139,4 +141,27 @@ export function checkStores(stores: RaftStores): void {
       `stores.clock must implement Clock (${methods.join(", ")}), got ${typeOf(stores.clock)}`,
     );
   }
+}
+
+/**
+ * Check the options of `Raft.create`; returns the bootstrap configuration,
+ * checked, if one was given.
+ *
+ * @throws {TypeError} when `options` is not an object or its configuration is malformed.
+ * @throws {ConfigurationError} when the configuration has no voter or repeats a server.
+ *
+ * @example
+ * ```ts
+ * import { checkCreateOptions } from "./arguments.ts";
+ * const conf = checkCreateOptions({ bootstrap: { servers: [{ id: "n1", address: "a", suffrage: "voter" }] } });
+ * console.log(conf?.servers[0].id); // n1
+ * ```
+ */
+export function checkCreateOptions(options: CreateOptions | undefined): Configuration | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`create options must be an object, got ${typeOf(options)}`);
+  }
+  if (options.bootstrap === undefined) return undefined;
+  return checkConfiguration(options.bootstrap);
 }

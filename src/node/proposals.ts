@@ -77,9 +77,22 @@ export class Proposals {
   /** Write the first configuration of a new cluster; resolves once it is on disk. */
   async bootstrap(configuration: Configuration): Promise<void> {
     checkRunning(this.#node);
-    const conf = checkConfiguration(configuration);
-    this.#node.core.bootstrap(conf);
+    this.bootstrapCore(configuration);
+    await this.persisted();
+  }
+
+  /**
+   * Put the first configuration of a new cluster into the core (not yet on
+   * disk). `startNode` calls this before the transport delivers anything, so
+   * no peer's term reaches the node first.
+   */
+  bootstrapCore(configuration: Configuration): void {
+    this.#node.core.bootstrap(checkConfiguration(configuration));
     this.#parts.loop.noteConfiguration();
+  }
+
+  /** Resolves once everything the core has produced so far is on disk. */
+  async persisted(): Promise<void> {
     // Everything produced so far goes into the next Ready at the latest.
     const promise = this.#parts.pending.addPersistWaiter(this.#parts.loop.lastReadySeq + 1);
     this.#parts.loop.schedule();

@@ -8,6 +8,7 @@
 
 import type { ResolvedConfig } from "../config.ts";
 import { RaftCore } from "../core/raft_core.ts";
+import type { Configuration } from "../core/types.ts";
 import { NotLeaderError } from "../errors.ts";
 import type { FSM } from "../fsm.ts";
 import { HistogramRecorder } from "../metrics.ts";
@@ -77,8 +78,10 @@ export interface NodeParts<R> {
 /**
  * Start a node of `config` with `fsm` on `stores` (already checked): restores
  * the newest valid snapshot into the FSM, loads the log, and starts the
- * transport and timers. Closes a clock it created when the transport fails
- * to start.
+ * transport and timers. With `bootstrap` (already checked) and stores that
+ * hold no state, the configuration is in the core before the transport
+ * starts and on disk before this resolves. Closes a clock it created when
+ * the transport fails to start.
  *
  * @example
  * ```ts
@@ -101,14 +104,25 @@ export async function startNode<R>(
   config: ResolvedConfig,
   fsm: FSM<R>,
   stores: RaftStores,
+  bootstrap?: Configuration,
 ): Promise<NodeParts<R>> {
   const stored = await loadStoredState(fsm, stores, config.logger, {
     keepBytes: config.logCacheBytes,
   });
   const parts = wire(config, fsm, stores, stored);
   const { core, loop } = parts;
-  loop.noteConfiguration();
+  const bootstrapping = bootstrap !== undefined && core.term === 0 && core.lastIndex === 0 &&
+    stored.snapshot === undefined;
   try {
+    // Before the transport starts: a peer's term reaching us first would
+    // give us state, and a node with state refuses to bootstrap.
+    if (bootstrapping) parts.proposals.bootstrapCore(bootstrap);
+    else if (bootstrap !== undefined) {
+      config.logger.info("raft {id} has state: the bootstrap configuration is not used", {
+        id: config.id,
+      });
+    }
+    loop.noteConfiguration();
     await stores.transport.start(loop.handler());
   } catch (e) {
     if (stores.clock === undefined) parts.clock.close();
@@ -127,6 +141,14 @@ export async function startNode<R>(
     },
   );
   loop.schedule();
+  if (bootstrapping) {
+    try {
+      await parts.proposals.persisted();
+    } catch (e) {
+      await parts.lifecycle.shutdown();
+      throw e;
+    }
+  }
   return parts;
 }
 

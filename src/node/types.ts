@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RaftState, ServerAddress, ServerId } from "../core/types.ts";
+import type { Configuration, RaftState, ServerAddress, ServerId } from "../core/types.ts";
 import type { LeaderInfo } from "../errors.ts";
 import type { Histogram } from "../metrics.ts";
 import type { Clock } from "../platform/clock.ts";
@@ -29,6 +29,36 @@ export interface RaftStores {
    * virtual clock) is not closed by the node.
    */
   clock?: Clock;
+}
+
+/**
+ * Options of `Raft.create`.
+ *
+ * @example Every server of a new three-node cluster, on every start
+ * ```ts
+ * import type { CreateOptions } from "./types.ts";
+ * const options: CreateOptions = {
+ *   bootstrap: {
+ *     servers: ["n1", "n2", "n3"].map((id) => ({ id, address: id, suffrage: "voter" })),
+ *   },
+ * };
+ * console.log(options.bootstrap?.servers.length); // 3
+ * ```
+ */
+export interface CreateOptions {
+  /**
+   * The first configuration of a new cluster (etcd's `StartNode` peers),
+   * written before the node hears from any peer, and on disk when `create`
+   * resolves. Used only when the stores hold no state (see
+   * `Raft.hasExistingState`); a server with state starts as it is. So it is
+   * safe to pass on every start, and a server whose first start died before
+   * the configuration was on disk bootstraps again. Prefer this to
+   * `bootstrapCluster` when several servers bootstrap: a peer's vote request
+   * can reach a node between `create` and `bootstrapCluster`, and a node
+   * that has taken a term refuses to bootstrap. Every server bootstrapped
+   * this way must be given the same configuration.
+   */
+  bootstrap?: Configuration;
 }
 
 /** Options of operations that wait for the cluster. */

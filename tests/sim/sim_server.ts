@@ -157,8 +157,8 @@ export class SimServer {
   }
 
   /**
-   * Start a process: open the stores on the disk, start Raft, and bootstrap
-   * `bootstrap` when the disk holds no state yet.
+   * Start a process: open the stores on the disk, start Raft (which
+   * bootstraps `bootstrap` when the disk holds no state yet).
    */
   start(config: Omit<Config, "id" | "random">, bootstrap?: Configuration): void {
     if (this.status !== "down") throw new Error(`${this.id}: start while ${this.status}`);
@@ -217,11 +217,11 @@ export class SimServer {
           transport,
           clock,
         };
-        const existing = await Raft.hasExistingState(stores);
         const raft = await Raft.create<KvResult>(
           { ...config, id: this.id, random: this.#random },
           fsm,
           stores,
+          { bootstrap },
         );
         if (!this.#current(loop)) return;
         this.raft = raft;
@@ -238,7 +238,6 @@ export class SimServer {
         ctx.trace(
           `${this.id}#${inc} up: term ${raft.currentTerm}, log ..${raft.lastIndex}, commit ${raft.commitIndex}, applied ${raft.appliedIndex}`,
         );
-        if (bootstrap && !existing) await raft.bootstrapCluster(bootstrap);
       } catch (e) {
         if (!this.#current(loop)) return;
         this.#failed(`could not start: ${describe(e)}`);

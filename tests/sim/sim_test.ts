@@ -193,6 +193,16 @@ Deno.test("seeds that found bugs run clean", async () => {
     const r = await runSimulation({ seed, steps: 3000 });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
+  // Bootstrap. 70003813: n1's disk was slow to open; between Raft.create and
+  // bootstrapCluster n5's vote request gave it term 2, and the bootstrap
+  // then refused ("node already has state"): the founding server could
+  // never start. 70003656: every machine lost power before the bootstrap
+  // entry was on disk, and the restarts did not bootstrap again: no cluster
+  // ever formed. Founders now pass `create`'s `bootstrap` option on every start.
+  for (const seed of [70003813, 70003656]) {
+    const r = await runSimulation({ seed });
+    assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
+  }
 });
 
 Deno.test("long runs whose nodes all crash just before healing finish (issue 11, defect 7)", async () => {

@@ -382,9 +382,6 @@ class Simulation {
       listening = true;
     }
     current = this;
-    const bootstrap: Configuration = {
-      servers: p.ids.slice(0, p.n).map((id) => ({ id, address: id, suffrage: "voter" })),
-    };
     this.trace(
       `params ${JSON.stringify({ ...p, ids: undefined })} drift=${
         this.servers.map((s) => `${s.id}:${s.drift.toFixed(4)}`).join(",")
@@ -397,7 +394,7 @@ class Simulation {
     }
     try {
       for (let i = 0; i < this.servers.length; i++) {
-        this.#start(this.servers[i], i < p.n ? bootstrap : undefined);
+        this.#start(this.servers[i]);
       }
       this.workload.start();
       this.scheduler.world.schedule(STEP_MS, () => this.#onStep());
@@ -469,7 +466,16 @@ class Simulation {
 
   // ------------------------------------------------------------- servers
 
-  #start(server: SimServer, bootstrap?: Configuration): void {
+  /**
+   * Start `server`; a founding server passes the founding configuration on
+   * every start, as an operator's script would (it is used only while the
+   * disk holds no state, e.g. after a power loss took the first one).
+   */
+  #start(server: SimServer): void {
+    const founders = this.p.ids.slice(0, this.p.n);
+    const bootstrap: Configuration | undefined = founders.includes(server.id)
+      ? { servers: founders.map((id) => ({ id, address: id, suffrage: "voter" })) }
+      : undefined;
     server.start(this.p.raft, bootstrap);
     this.#byLoop.set(server.loop!, server);
   }
