@@ -265,17 +265,19 @@ export class WritePipeline {
     const node = this.#node;
     const timeout = node.config().storageTimeout;
     const cancel = node.timers.after(timeout, () => {
-      this.#node.log.error("{what} has taken more than {ms} ms; stepping down as leader", {
+      if (node.core.state !== "leader") {
+        node.log.warn("{what} has taken more than {ms} ms", { what, ms: timeout });
+        return;
+      }
+      node.log.error("{what} has taken more than {ms} ms; stepping down as leader", {
         what,
         ms: timeout,
       });
-      if (node.core.state === "leader") {
-        try {
-          node.core.transferLeadership();
-          node.scheduleReady();
-        } catch (e) {
-          this.#node.log.warn("could not hand over leadership: {error}", { error: String(e) });
-        }
+      try {
+        node.core.transferLeadership();
+        node.scheduleReady();
+      } catch (e) {
+        node.log.warn("could not hand over leadership: {error}", { error: String(e) });
       }
     });
     try {

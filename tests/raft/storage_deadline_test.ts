@@ -102,3 +102,37 @@ Deno.test("a restore on a leader whose disk hangs ends: committed by the followe
     await c.shutdown();
   }
 });
+
+Deno.test("a follower whose log compaction hangs warns, and says nothing of stepping down", async () => {
+  // It logged "stepping down as leader" as an error on every slow call,
+  // leader or not: an operator chased a leader change that never happened.
+  const lines: Array<{ level: string; message: string }> = [];
+  const at = (level: string) => (message: string) => void lines.push({ level, message });
+  const c = new TestCluster({
+    storageTimeout: STORAGE_TIMEOUT,
+    trailingLogs: 0,
+    snapshotThreshold: 1_000_000,
+    logger: { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") },
+  });
+  c.newLogStore = () => new HangingLogStore();
+  await c.bootstrap(["a", "b", "c"]);
+  try {
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 5; i++) await leader.raft.apply(bytes(`v${i}`));
+    const follower = c.running().find((n) => n !== leader)!;
+    await c.waitFor("the follower to apply", () => follower.raft.appliedIndex >= 6);
+    const log = follower.logStore as HangingLogStore;
+    log.hang = true;
+    await follower.raft.snapshot();
+    await c.waitFor("the compaction to hang", () => log.hung > 0);
+    const slow = (l: { message: string }) => l.message.startsWith("{what} has taken more than");
+    await c.waitFor("the warning", () => lines.some(slow), STORAGE_TIMEOUT + 5000);
+    assert.deepEqual(lines.filter(slow).map((l) => [l.level, l.message]), [
+      ["warn", "{what} has taken more than {ms} ms"],
+    ]);
+    assert.equal(leader.raft.state, "leader");
+  } finally {
+    for (const n of c.nodes.values()) (n.logStore as HangingLogStore).hang = false;
+    await c.shutdown();
+  }
+});

@@ -92,7 +92,7 @@ e2eTest({
           try {
             await s.sendRaw(header);
             for (let mib = 0; mib < 63; mib++) await s.sendRaw(block);
-            if (await s.closedWithin(1000)) cutOff++;
+            if (await s.closedWithin(5000)) cutOff++;
           } catch {
             cutOff++; // closed by the node while sending
           }
