@@ -74,6 +74,7 @@
 export {
   type AddServerOptions,
   type ApplyResult,
+  type CreateOptions,
   type IndexResult,
   type MembershipOptions,
   type Observation,
