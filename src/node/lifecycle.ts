@@ -186,7 +186,12 @@ export class Lifecycle {
     p.observers.emit({ type: "state", state: "shutdown", term: p.core.term });
   }
 
-  /** Reject operations past their deadline every half heartbeat (a tick) until the returned stop. */
+  /**
+   * Reject operations past their deadline now, then every half heartbeat (a
+   * tick) until the returned stop. Now, not a tick from now: the tick that
+   * `shutdown()` cancelled may have been all but due, and a deadline passed
+   * since the last one would wait up to two ticks.
+   */
   #sweepDeadlines(): () => void {
     const p = this.#parts();
     const clock = p.clock;
@@ -196,7 +201,7 @@ export class Lifecycle {
       p.pending.checkDeadlines();
       handle = clock.setTimeout(sweep, every);
     };
-    handle = clock.setTimeout(sweep, every);
+    sweep();
     return () => clock.clearTimeout(handle);
   }
 
