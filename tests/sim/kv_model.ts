@@ -120,6 +120,16 @@ export function kvModel(
       }
     },
     key: (s) => `${s.value ?? "-"}@${s.index ?? "?"}`,
+    // The log index it was served at: a write at its index (a put of unknown
+    // outcome at the index a read saw it with), a read or a
+    // failed compare-and-set just after the index it saw (unless it saw an
+    // absent key, whose index 0 says nothing about when).
+    hint(input, output) {
+      if (output === undefined) return input.op === "put" ? indexOf.get(input.value) : undefined;
+      if (output.kind === "written") return output.index;
+      const seen = output.kind === "read" ? output.index : output.current;
+      return seen > 0 ? seen + 0.5 : undefined;
+    },
     inputKey: (i) =>
       JSON.stringify([
         i.op,

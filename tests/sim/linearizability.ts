@@ -37,6 +37,14 @@
  *   invoked before the earlier point, neither has a response), with the same
  *   steps of the model.
  *
+ * Which operation the search tries first changes no verdict, only how soon
+ * it finds a linearization: at each point it tries the answered operations
+ * that may go next in the order of `Model.hint` (for a replicated state
+ * machine, the log index each was served at), then the open ones. Tried in
+ * invocation order instead, a put invoked just before a read of the value it
+ * overwrote is a wrong turn, and undoing it tries the open operations in
+ * every order first.
+ *
  * @module
  */
 
@@ -70,6 +78,14 @@ export interface Model<S, I, O> {
    * interchangeable). Inputs that differ must give different strings.
    */
   inputKey?(input: I): string;
+  /**
+   * Where an answered operation most likely sits in a linearization
+   * (optional; e.g. the log index a replicated state machine served it at),
+   * or undefined when nothing says. Among operations that may be placed
+   * next, the search tries those with a hint in hint order first. It only
+   * orders the search, so a wrong hint costs time, never a verdict.
+   */
+  hint?(input: I, output: O | undefined): number | undefined;
 }
 
 /** One operation of a history. */
@@ -111,6 +127,13 @@ interface Frame<S> {
   before: S;
   candidates: S[];
   tried: number;
+  /** The operations that could go where this one went, in the order tried. */
+  level: Level;
+}
+
+interface Level {
+  order: Entry[];
+  next: number;
 }
 
 function lift(entry: Entry): void {
@@ -277,7 +300,6 @@ export function checkLinearizable<S, I, O>(
   };
   const stack: Array<Frame<S>> = [];
   let state = model.init();
-  let entry: Entry | undefined = head.next;
   let steps = 0;
   let longest: number[] = [];
 
@@ -325,51 +347,58 @@ export function checkLinearizable<S, I, O>(
     return order;
   };
 
+  // Each point tries the answered operations that may go next in hint order
+  // (unhinted ones first, in invocation order), then the open ones: an open
+  // operation is placed only when no answered one leads on. The order only
+  // says what is tried first; every operation that may go next is tried.
+  const hints = history.map((h, op) =>
+    (model.hint === undefined || isOpen[op] ? undefined : model.hint(h.input, h.output)) ??
+      -Infinity
+  );
+  const levelHere = (): Level => {
+    const answered: Entry[] = [];
+    const open: Entry[] = [];
+    for (let e = head.next; e !== undefined && e.isCall; e = e.next) {
+      if (previousTwin[e.op] >= 0 && !isLinearized(previousTwin[e.op])) continue;
+      (isOpen[e.op] ? open : answered).push(e);
+    }
+    answered.sort((a, b) => hints[a.op] - hints[b.op] || a.time - b.time || a.op - b.op);
+    return { order: answered.concat(open), next: 0 };
+  };
+  let level = levelHere();
   while (head.next !== undefined) {
     if (++steps > maxSteps) return { result: "unknown", steps, longest };
     if (closedLeft === 0) {
       const rest = placeOpenLast();
       return { result: "ok", steps, longest: [...stack.map((f) => f.entry.op), ...rest] };
     }
-    if (entry === undefined) throw new Error("linearizability search walked off the history");
-    if (entry.isCall && previousTwin[entry.op] >= 0 && !isLinearized(previousTwin[entry.op])) {
-      entry = entry.next;
-      continue;
-    }
-    if (entry.isCall) {
+    if (level.next < level.order.length) {
+      const entry = level.order[level.next++];
       const h = history[entry.op];
       const frame: Frame<S> = {
         entry,
         before: state,
         candidates: model.step(state, h.input, h.output),
         tried: 0,
+        level,
       };
       if (tryCandidates(frame)) {
         if (stack.length > longest.length) longest = stack.map((f) => f.entry.op);
-        entry = head.next;
-      } else {
-        entry = entry.next;
+        level = levelHere();
       }
       continue;
     }
-    // A response: some operation open at this point must be linearized
-    // before it, and none could. Undo the last choice and try another.
-    for (;;) {
-      const frame = stack.pop();
-      if (frame === undefined) return { result: "violation", steps, longest };
-      if (opens > 0) recordFailure(model.key(state));
-      unlift(frame.entry);
-      const bit = frame.entry.op;
-      if (!isOpen[bit]) closedLeft++;
-      unplace(bit);
-      state = frame.before;
-      if (tryCandidates(frame)) {
-        entry = head.next;
-        break;
-      }
-      entry = frame.entry.next;
-      break;
-    }
+    // Every operation that may go next was tried and none led on: undo the
+    // last choice and try another.
+    const frame = stack.pop();
+    if (frame === undefined) return { result: "violation", steps, longest };
+    if (opens > 0) recordFailure(model.key(state));
+    unlift(frame.entry);
+    const bit = frame.entry.op;
+    if (!isOpen[bit]) closedLeft++;
+    unplace(bit);
+    state = frame.before;
+    level = tryCandidates(frame) ? levelHere() : frame.level;
   }
   return { result: "ok", steps, longest: stack.map((f) => f.entry.op) };
 }

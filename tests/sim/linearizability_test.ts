@@ -459,3 +459,28 @@ Deno.test("linearizability: many open deletes and puts around a long history fin
   h.push(get(t + 3, t + 4, "v3", 4));
   assert.equal(checkKvHistory(h, { maxSteps: 50_000 }).result, "violation");
 });
+
+Deno.test("linearizability: writes of unknown outcome pending while a later-indexed put is invoked first", () => {
+  // The shape of sim seed 91000441 (3000 steps): puts and deletes of unknown
+  // outcome stay open, and again and again a put is invoked just before a
+  // read that saw the index before the put's. Tried in invocation order (and
+  // open operations first) every such pair is a wrong turn, and undoing it
+  // tries the open operations in every order. The log indices say which goes
+  // first.
+  const shape = (opens: number): KvOperation[] => {
+    const h: KvOperation[] = [put(0, 1, "w0", 10)];
+    for (let i = 0; i < opens; i++) h.push(put(2 + i, U, `u${i}`), del(2 + i, U, undefined, 5 + i));
+    let t = 100;
+    for (let i = 1; i <= 60; i++) {
+      h.push(put(t, t + 50, `w${i}`, 10 + 2 * i));
+      h.push(get(t + 1, t + 51, `w${i - 1}`, 10 + 2 * (i - 1)));
+      t += 100;
+    }
+    return h;
+  };
+  assert.equal(checkKvHistory(shape(12), { prune: false, maxSteps: 20_000 }).result, "ok");
+  // Still a violation when a read goes back to a value overwritten long before.
+  const back = shape(2);
+  back.push(get(10_000, 10_001, "w3", 16));
+  assert.equal(checkKvHistory(back, { prune: false, maxSteps: 200_000 }).result, "violation");
+});
