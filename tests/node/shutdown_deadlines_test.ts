@@ -100,6 +100,41 @@ function outcomeOf(
   );
 }
 
+/** A formed cluster on a fake clock, its leader after one committed write, and the leader's shutdown. */
+interface Scene {
+  clock: FakeClock;
+  nodes: Node[];
+  leader: Node;
+  /** Start the leader's `shutdown()` (awaited when the test ends). */
+  shutDownLeader(): void;
+  /** Whether the leader's `shutdown()` has ended. */
+  stopped(): boolean;
+}
+
+/** Run `body` on a {@linkcode Scene}; every node is shut down afterwards, whatever happened. */
+async function withLeader(body: (scene: Scene) => Promise<void>): Promise<void> {
+  const clock = new FakeClock();
+  const nodes = await cluster(clock);
+  const leader = nodes.find((n) => n.raft.state === "leader")!;
+  let shutdown: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  try {
+    await clock.run(leader.raft.apply(bytes("before")));
+    await body({
+      clock,
+      nodes,
+      leader,
+      shutDownLeader: () => shutdown = leader.raft.shutdown().then(() => stopped = true),
+      stopped: () => stopped,
+    });
+  } finally {
+    await clock.run(
+      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
+      2 * STORAGE_TIMEOUT_MS,
+    );
+  }
+}
+
 /** It timed out within a sweep (half a heartbeat) of its 100 ms deadline, before `shutdown()` ended. */
 function assertTimedOutBeforeShutdown(
   outcome: Outcome,
@@ -118,13 +153,8 @@ function assertTimedOutBeforeShutdown(
 }
 
 Deno.test("a leadership transfer times out at its deadline while shutdown() waits for a hung disk", async () => {
-  const clock = new FakeClock();
-  const nodes = await cluster(clock);
-  const leader = nodes.find((n) => n.raft.state === "leader")!;
-  const target = nodes.find((n) => n !== leader)!;
-  let shutdown: Promise<unknown> = Promise.resolve();
-  try {
-    await clock.run(leader.raft.apply(bytes("before")));
+  await withLeader(async ({ clock, nodes, leader, shutDownLeader, stopped }) => {
+    const target = nodes.find((n) => n !== leader)!;
     // The leader's disk stops answering with a write in flight: shutdown()
     // will wait storageTimeout for it.
     leader.logStore.hang = true;
@@ -132,77 +162,50 @@ Deno.test("a leadership transfer times out at its deadline while shutdown() wait
     await clock.settle();
 
     const asked = clock.now();
-    let stopped = false;
     const transfer = outcomeOf(
       clock,
       leader.raft.leadershipTransfer(target.id, { timeout: 100 }),
-      () => stopped,
+      stopped,
     );
     // In the same turn: the transfer's TimeoutNow never goes out, so only
     // its deadline can end it.
-    shutdown = leader.raft.shutdown().then(() => stopped = true);
+    shutDownLeader();
 
     const outcome = await clock.run(transfer, 2 * STORAGE_TIMEOUT_MS);
     assertTimedOutBeforeShutdown(outcome, asked);
     assert.match(outcome.error.message, /^leadershipTransfer timed out after 100 ms/);
-  } finally {
-    await clock.run(
-      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
-      2 * STORAGE_TIMEOUT_MS,
-    );
-  }
+  });
 });
 
 Deno.test("an apply times out at its deadline while shutdown() waits for the transport to close", async () => {
-  const clock = new FakeClock();
-  const nodes = await cluster(clock);
-  const leader = nodes.find((n) => n.raft.state === "leader")!;
-  let shutdown: Promise<unknown> = Promise.resolve();
-  try {
-    await clock.run(leader.raft.apply(bytes("before")));
+  await withLeader(async ({ clock, leader, shutDownLeader, stopped }) => {
     // The write cannot commit (the disk stopped answering), and the
     // transport takes a second and a half to close.
     leader.logStore.hang = true;
     leader.closeDelayMs = 1500;
     const asked = clock.now();
-    let stopped = false;
-    const apply = outcomeOf(
-      clock,
-      leader.raft.apply(bytes("stuck"), { timeout: 100 }),
-      () => stopped,
-    );
-    shutdown = leader.raft.shutdown().then(() => stopped = true);
+    const apply = outcomeOf(clock, leader.raft.apply(bytes("stuck"), { timeout: 100 }), stopped);
+    shutDownLeader();
 
     const outcome = await clock.run(apply, 2 * STORAGE_TIMEOUT_MS);
     assertTimedOutBeforeShutdown(outcome, asked);
-  } finally {
-    await clock.run(
-      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
-      2 * STORAGE_TIMEOUT_MS,
-    );
-  }
+  });
 });
 
 Deno.test("a deadline passed since the last tick is swept as shutdown() starts", async () => {
-  const clock = new FakeClock();
-  const nodes = await cluster(clock);
-  const leader = nodes.find((n) => n.raft.state === "leader")!;
-  let shutdown: Promise<unknown> = Promise.resolve();
-  try {
-    await clock.run(leader.raft.apply(bytes("before")));
+  await withLeader(async ({ clock, nodes, leader, shutDownLeader, stopped }) => {
     // No disk answers: nothing commits, so only the deadline ends an apply.
     for (const n of nodes) n.logStore.hang = true;
     // An apply whose deadline has passed while no tick has come since: try
     // until the tick does not fall in the millisecond after the deadline.
     let pending: Promise<Outcome> | undefined;
-    let stopped = false;
     for (let attempt = 0; attempt < 10 && pending === undefined; attempt++) {
       await clock.advance(3 + attempt); // off the ticks' phase
       let settled = false;
       const apply = outcomeOf(
         clock,
         leader.raft.apply(bytes(`stuck-${attempt}`), { timeout: 100 }),
-        () => stopped,
+        stopped,
       );
       void apply.then(() => settled = true);
       await clock.advance(101);
@@ -212,16 +215,11 @@ Deno.test("a deadline passed since the last tick is swept as shutdown() starts",
     assert.ok(pending, "an apply still waiting one millisecond past its deadline");
     let settled = false;
     void pending.then(() => settled = true);
-    shutdown = leader.raft.shutdown().then(() => stopped = true);
+    shutDownLeader();
     await clock.settle(); // no time passes
     assert.equal(settled, true, "the deadline is swept as shutdown() starts");
     const outcome = await pending;
     assert.ok(typeof outcome === "object" && outcome.error instanceof TimeoutError, `${outcome}`);
     assert.equal(outcome.stopped, false);
-  } finally {
-    await clock.run(
-      Promise.all([shutdown, ...nodes.map((n) => n.raft.shutdown())]),
-      2 * STORAGE_TIMEOUT_MS,
-    );
-  }
+  });
 });
