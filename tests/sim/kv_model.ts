@@ -313,11 +313,18 @@ export function checkKvHistory(
   let unknown: KvCheckResult | undefined;
   for (const key of [...byKey.keys()].sort()) {
     const all = byKey.get(key)!;
-    let verdict = checkKey(all, options.prune === false ? undefined : SUSPECTS, options);
-    if (verdict.result === "violation" && options.prune !== false) {
-      const everySuspect = pruneUnseen(all);
-      if (everySuspect.length !== verdict.shown.length) {
+    const asRecorded = options.prune === false;
+    let verdict = checkKey(all, asRecorded ? undefined : SUSPECTS, options);
+    if (verdict.result !== "ok" && !asRecorded) {
+      // A violation with few suspects kept may come from the pruning itself.
+      if (pruneUnseen(all).length !== verdict.shown.length) {
         verdict = checkKey(all, Infinity, options);
+      }
+      // A search out of budget may finish on the history as recorded (not
+      // pruned, not closed): the same verdict, a differently shaped search.
+      if (verdict.result === "unknown") {
+        const recorded = checkKey(all, undefined, options);
+        if (recorded.result !== "unknown") verdict = recorded;
       }
     }
     const { shown } = verdict;

@@ -256,18 +256,21 @@ export function checkLinearizable<S, I, O>(
     }
   }
   let closedLeft = 0;
+  // Answered and open operations are numbered apart, each in history order.
   const openIndex = new Int32Array(n).fill(-1);
+  const closedIndex = new Int32Array(n).fill(-1);
   let opens = 0;
   for (let op = 0; op < n; op++) {
     if (isOpen[op]) openIndex[op] = opens++;
-    else closedLeft++;
+    else closedIndex[op] = closedLeft++;
   }
 
   // Placed operations: all of them, the answered ones, the open ones.
   const linearized = new Uint32Array(Math.ceil(n / 32));
-  const closedPlaced = new Uint32Array(Math.ceil(n / 32));
+  const closedPlaced = new Uint32Array(Math.ceil(closedLeft / 32));
   const openPlaced = new Uint32Array(Math.ceil(opens / 32));
   const seen = new Set<string>();
+  let steps = 0;
   // Points the search left without success, by answered operations placed
   // and state: the sets of open operations placed there. With the same
   // answered operations placed and the same state, placing more open
@@ -280,27 +283,64 @@ export function checkLinearizable<S, I, O>(
   const place = (op: number) => {
     setBit(linearized, op);
     if (openIndex[op] >= 0) setBit(openPlaced, openIndex[op]);
-    else setBit(closedPlaced, op);
+    else setBit(closedPlaced, closedIndex[op]);
   };
   const unplace = (op: number) => {
     clearBit(linearized, op);
     if (openIndex[op] >= 0) clearBit(openPlaced, openIndex[op]);
-    else clearBit(closedPlaced, op);
+    else clearBit(closedPlaced, closedIndex[op]);
   };
+  // Keys are short strings that name a set of operations exactly: the
+  // answered operations are placed nearly in history order, so their bits
+  // are written from the first word with a clear bit to the last word with
+  // a set bit (a few words, not n / 32), two 16-bit characters per word.
+  // Both bounds are written, so each part has a known length and the key
+  // reads back one way only.
+  const wordsKey = (bits: Uint32Array, from: number, to: number): string => {
+    let key = "";
+    for (let w = from; w < to; w++) key += String.fromCharCode(bits[w] & 0xffff, bits[w] >>> 16);
+    return key;
+  };
+  const closedKey = (): string => {
+    let from = 0;
+    while (from < closedPlaced.length && closedPlaced[from] === ~0 >>> 0) from++;
+    let to = closedPlaced.length;
+    while (to > from && closedPlaced[to - 1] === 0) to--;
+    return `${from}:${to}:${wordsKey(closedPlaced, from, to)}`;
+  };
+  const placedKey = (): string => `${closedKey()}/${wordsKey(openPlaced, 0, openPlaced.length)}`;
+  /** Whether every open operation placed in `a` is placed in `b`. */
+  const within = (a: Uint32Array, b: Uint32Array): boolean => {
+    for (let w = 0; w < a.length; w++) if ((a[w] & ~b[w]) !== 0) return false;
+    return true;
+  };
+  // Each comparison counts as a search step, so a history whose failures
+  // pile up reaches the budget in time proportional to it, not in minutes.
   const dominated = (stateKey: string): boolean => {
-    const sets = failed.get(`${closedPlaced.join(",")}|${stateKey}`);
+    const sets = failed.get(`${closedKey()}|${stateKey}`);
     if (sets === undefined) return false;
-    return sets.some((f) => f.every((word, w) => (word & ~openPlaced[w]) === 0));
+    for (const f of sets) {
+      steps++;
+      if (within(f, openPlaced)) return true;
+    }
+    return false;
   };
+  // The sets kept for one key form an antichain: a set that contains the one
+  // recorded now is dominated by it and is dropped.
   const recordFailure = (stateKey: string) => {
-    const k = `${closedPlaced.join(",")}|${stateKey}`;
+    const k = `${closedKey()}|${stateKey}`;
     let sets = failed.get(k);
     if (sets === undefined) failed.set(k, sets = []);
+    let kept = 0;
+    for (const f of sets) {
+      steps++;
+      if (!within(openPlaced, f)) sets[kept++] = f;
+    }
+    sets.length = kept;
     sets.push(openPlaced.slice());
   };
   const stack: Array<Frame<S>> = [];
   let state = model.init();
-  let steps = 0;
   let longest: number[] = [];
 
   const isLinearized = (op: number) => (linearized[op >>> 5] & (1 << (op & 31))) !== 0;
@@ -314,7 +354,7 @@ export function checkLinearizable<S, I, O>(
       const next = frame.candidates[frame.tried++];
       const stateKey = model.key(next);
       if (stateKey === unchanged) continue;
-      const k = `${linearized.join(",")}|${stateKey}`;
+      const k = `${placedKey()}|${stateKey}`;
       if (seen.has(k)) continue;
       seen.add(k);
       if (opens > 0 && dominated(stateKey)) continue;

@@ -194,7 +194,10 @@ Deno.test("seeds that found bugs run clean", async () => {
   // 93002554: a member restarted at healing 3075 entries behind, with one
   // entry per append and two in flight, caught up at 2.2 entries a step on
   // a slow disk, where the allowance assumed 3 (two appends per fsync).
-  for (const seed of [57487223, 57487462, 91002662, 93002554]) {
+  // 93002905 (5 nodes): the check of key k0 (7407 operations, 194 open) ran
+  // out of budget after minutes; it is linearizable, found on the history
+  // as recorded once the pruned one runs out.
+  for (const seed of [57487223, 57487462, 91002662, 93002554, 93002905]) {
     const r = await runSimulation({ seed, steps: 3000 });
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation}`);
   }
