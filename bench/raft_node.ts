@@ -9,9 +9,7 @@
  * @module
  */
 
-import { benchArgs } from "./_args.ts";
-import process, { stdin, stdout } from "node:process";
-import { createInterface } from "node:readline";
+import { envVar, exitProcess, memoryUsage, scriptArgs, stdinLines } from "./_node_io.ts";
 import {
   FileLogStore,
   FileSnapshotStore,
@@ -22,20 +20,55 @@ import {
   TcpTransport,
 } from "../mod.ts";
 
-const values = benchArgs(
-  "bench/raft_node.ts",
-  "One node of the library benchmark (spawned by bench/raft_bench.ts), driven by JSON on stdin.",
-  {
-    id: { type: "string", default: "", arg: "ID", help: "server id (required)" },
-    dir: { type: "string", default: "", arg: "DIR", help: "data directory (required)" },
-    "snapshot-threshold": { type: "integer", default: 8192, help: "snapshotThreshold" },
-    "trailing-logs": { type: "integer", default: 10240, help: "trailingLogs" },
-  },
-);
-if (values.id === "" || values.dir === "") {
-  console.error("bench/raft_node.ts: --id and --dir are required (see bench/raft_node.ts --help)");
-  process.exit(2);
+const USAGE = `Usage: bench/raft_node.ts --id ID --dir DIR [options]
+
+One node of the library benchmark (spawned by bench/raft_bench.ts), driven by JSON on stdin.
+
+Options:
+  --id ID                   server id (required)
+  --dir DIR                 data directory (required)
+  --snapshot-threshold N    snapshotThreshold (default: 8192)
+  --trailing-logs N         trailingLogs (default: 10240)
+  --help                    show this help`;
+
+/**
+ * The node's flags, parsed by hand to the same rules as every benchmark's
+ * (`_args.ts`): that parser is built on `node:util`, which would start
+ * Deno's Node.js layer in the process whose memory is measured (see
+ * `_node_io.ts`).
+ */
+function nodeArgs(argv: string[]) {
+  const values = { id: "", dir: "", "snapshot-threshold": 8192, "trailing-logs": 10240 };
+  const fail = (message: string): never => {
+    console.error(`error: ${message} (see bench/raft_node.ts --help)`);
+    return exitProcess(2);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") continue;
+    if (arg === "--help") {
+      console.log(USAGE);
+      exitProcess(0);
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const name = m?.[1];
+    if (
+      m === null || !(name === "id" || name === "dir" || name === "snapshot-threshold" ||
+        name === "trailing-logs")
+    ) {
+      return fail(`unknown option '${arg}'`);
+    }
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) return fail(`option --${name} needs a value`);
+    if (name === "id" || name === "dir") values[name] = value;
+    else if (/^[1-9][0-9]*$/.test(value)) values[name] = Number(value);
+    else fail(`--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  if (values.id === "" || values.dir === "") fail("--id and --dir are required");
+  return values;
 }
+
+const values = nodeArgs(scriptArgs());
 
 /** A bench FSM: counts entries and bytes; its snapshot is tiny. */
 class CountingFSM {
@@ -82,24 +115,22 @@ const raft = await Raft.create(
 );
 
 function reply(value: unknown): void {
-  stdout.write(JSON.stringify(value) + "\n");
+  console.log(JSON.stringify(value));
 }
 
 reply({ ready: true, address: transport.localAddress });
 
-if (process.env.BENCH_MEMORY) {
-  // Where a follower's memory goes: V8 heap vs buffers, once a second on stderr.
+if (envVar("BENCH_MEMORY")) {
+  // Where a follower's memory goes: V8 heap vs buffers (`external`), once a second on stderr.
   setInterval(() => {
-    const m = process.memoryUsage();
+    const m = memoryUsage();
     const mb = (n: number) => Math.round(n / 1048576);
-    process.stderr.write(
+    console.error(
       `${values.id} rss=${mb(m.rss)} heapUsed=${mb(m.heapUsed)} heapTotal=${
         mb(m.heapTotal)
-      } external=${mb(m.external)} arrayBuffers=${
-        mb(m.arrayBuffers)
-      } last=${raft.lastIndex} first=${raft.lastSnapshotIndex}\n`,
+      } external=${mb(m.external)} last=${raft.lastIndex} first=${raft.lastSnapshotIndex}`,
     );
-  }, 1000).unref?.();
+  }, 1000);
 }
 
 async function waitUntil(cond: () => boolean, ms = 30_000): Promise<void> {
@@ -135,8 +166,7 @@ async function load(n: number, size: number, conc: number): Promise<void> {
   });
 }
 
-const lines = createInterface({ input: stdin });
-for await (const line of lines) {
+for await (const line of stdinLines()) {
   if (!line.trim()) continue;
   const cmd = JSON.parse(line);
   try {
@@ -161,7 +191,7 @@ for await (const line of lines) {
         h.count ? Number((h.sum / h.count * 1000).toFixed(3)) : 0;
       const gc = (globalThis as { gc?: () => void }).gc;
       gc?.();
-      const mem = process.memoryUsage();
+      const mem = memoryUsage();
       reply({
         id: values.id,
         heap_used_after_gc_mb: gc ? Math.round(mem.heapUsed / 1048576) : undefined,
@@ -186,4 +216,4 @@ for await (const line of lines) {
 }
 await raft.shutdown();
 await transport.close();
-process.exit(0);
+exitProcess(0);
