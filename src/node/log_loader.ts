@@ -8,15 +8,12 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { LogLoad } from "../core/raft_core.ts";
 import type { Entry } from "../core/types.ts";
 import { CorruptionError } from "../errors.ts";
 import { getLogsWithin } from "../storage/read_budget.ts";
 import type { LogStore } from "../storage/types.ts";
 import type { NodeContext } from "./context.ts";
-
-const log = getLogger(["raftd", "raft"]);
 
 /**
  * Serves the core's reads of older log entries; see the module docs.
@@ -77,11 +74,10 @@ export class LogLoader {
       read.catch(() => {});
       const result = await Promise.race([read, expired]);
       if (result === "timeout") {
-        log.warn("reading log entries {lo}..{hi} took more than {ms} ms; giving up on it", {
-          lo: load.lo,
-          hi: load.hi,
-          ms: timeout,
-        });
+        node.log.warn(
+          "reading log entries {lo}..{hi} took more than {ms} ms; giving up on it",
+          { lo: load.lo, hi: load.hi, ms: timeout },
+        );
         return [];
       }
       return result;
@@ -91,7 +87,7 @@ export class LogLoader {
         node.fail(e, `reading log entries ${load.lo}..${load.hi}`);
         return [];
       }
-      log.warn("reading log entries {lo}..{hi} failed: {error}", {
+      node.log.warn("reading log entries {lo}..{hi} failed: {error}", {
         lo: load.lo,
         hi: load.hi,
         error: String(e),
