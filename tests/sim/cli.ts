@@ -89,7 +89,12 @@ if (values.seed !== undefined) {
       r.message.map((part) => part instanceof Error ? part.message : String(part)).join("");
     await configure({
       reset: true,
-      sinks: { trace: (r: LogRecord) => console.log(`        [${r.level}] ${render(r)}`) },
+      sinks: {
+        trace: (r: LogRecord) => {
+          const server = r.properties.server === undefined ? "" : `${r.properties.server} `;
+          console.log(`        [${r.level}] ${server}${render(r)}`);
+        },
+      },
       loggers: [
         { category: ["raftd"], lowestLevel: "warning", sinks: ["trace"] },
         { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["trace"] },

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Config } from "../../src/config.ts";
 import type { Configuration, Entry } from "../../src/core/types.ts";
 import type { FSM, FSMEntry } from "../../src/fsm.ts";
@@ -218,7 +219,13 @@ export class SimServer {
           clock,
         };
         const raft = await Raft.create<KvResult>(
-          { ...config, id: this.id, random: this.#random },
+          {
+            ...config,
+            id: this.id,
+            random: this.#random,
+            // A trace names the server behind each warning.
+            logger: getLogger(["raftd", "raft"]).with({ server: this.id }),
+          },
           fsm,
           stores,
           { bootstrap },
