@@ -284,7 +284,14 @@ function checkKey(
       indexOf.set(op.input.value, op.input.index);
     }
   }
-  return { ...checkLinearizable(kvModel(indexOf), ops, options), shown };
+  // Neither search order wins everywhere (see linearizability.ts); the
+  // second runs only when the first runs out of budget.
+  const model = kvModel(indexOf);
+  let verdict = checkLinearizable(model, ops, { ...options, order: "invocation" });
+  if (verdict.result === "unknown") {
+    verdict = checkLinearizable(model, ops, { ...options, order: "hint" });
+  }
+  return { ...verdict, shown };
 }
 
 /**
