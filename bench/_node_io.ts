@@ -48,6 +48,34 @@ export function envVar(name: string): string | undefined {
 }
 
 /**
+ * Split text into lines without their line ends; a last line with no end
+ * is passed on when the text ends.
+ *
+ * @example
+ * ```ts
+ * import { splitLines } from "./_node_io.ts";
+ * const lines = ReadableStream.from(["a\nb", "c\n"]).pipeThrough(splitLines());
+ * console.log(await Array.fromAsync(lines)); // ["a", "bc"]
+ * ```
+ */
+export function splitLines(): TransformStream<string, string> {
+  let pending = "";
+  return new TransformStream({
+    transform(text, lines) {
+      pending += text;
+      let end;
+      while ((end = pending.indexOf("\n")) >= 0) {
+        lines.enqueue(pending.slice(0, end));
+        pending = pending.slice(end + 1);
+      }
+    },
+    flush(lines) {
+      if (pending !== "") lines.enqueue(pending);
+    },
+  });
+}
+
+/**
  * Lines of standard input, without their line ends, as they arrive.
  *
  * @example
@@ -56,18 +84,9 @@ export function envVar(name: string): string | undefined {
  * for await (const line of stdinLines()) console.log(line.length);
  * ```
  */
-export async function* stdinLines(): AsyncGenerator<string> {
+export function stdinLines(): ReadableStream<string> {
   const bytes = onDeno ? Deno.stdin.readable : bun.Bun.stdin.stream();
-  let pending = "";
-  for await (const text of bytes.pipeThrough(new TextDecoderStream())) {
-    pending += text;
-    let end;
-    while ((end = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, end);
-      pending = pending.slice(end + 1);
-    }
-  }
-  if (pending !== "") yield pending;
+  return bytes.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 
 import { benchArgs } from "./_args.ts";
+import { splitLines } from "./_node_io.ts";
 import { bunCommand } from "./_runtime.ts";
 
 const values = benchArgs(
@@ -89,20 +90,6 @@ async function spawnNode(
   const child = { process, writer: process.stdin.getWriter(), lines };
   const first = await next(child);
   return { ...child, address: first.address as string };
-}
-
-function splitLines(): TransformStream<string, string> {
-  let buf = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        ctl.enqueue(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    },
-  });
 }
 
 async function next(child: Child): Promise<Record<string, unknown>> {

@@ -416,7 +416,8 @@ export function checkLinearizable<S, I, O>(
     const open: Entry[] = [];
     for (let e = head.next; e !== undefined && e.isCall; e = e.next) {
       if (previousTwin[e.op] >= 0 && !isLinearized(previousTwin[e.op])) continue;
-      (isOpen[e.op] && byHint ? open : answered).push(e);
+      if (!byHint) answered.push(e); // as invoked, open ones among them
+      else (isOpen[e.op] ? open : answered).push(e);
     }
     if (!byHint) return { order: answered, next: 0 };
     answered.sort((a, b) => hints[a.op] - hints[b.op] || a.time - b.time || a.op - b.op);
