@@ -30,6 +30,7 @@
 import { benchArgs } from "./_args.ts";
 import { RawHttpConnection } from "./_http_client.ts";
 import { percentile } from "./_percentile.ts";
+import { DENO_V8_FLAGS as RAFTD_V8_FLAGS } from "../src/platform/process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -66,6 +67,11 @@ const values = benchArgs(
       type: "string",
       arg: "DIR",
       help: "write a V8 tick log of n1, the first leader (Deno only), into DIR",
+    },
+    "v8-flags": {
+      type: "string",
+      arg: "FLAGS",
+      help: "V8 flags of every node (Deno only; default: those of `deno task raftd`)",
     },
     verbose: { type: "boolean", help: "node logs at info, and the leader's messages sent" },
   },
@@ -171,17 +177,22 @@ async function runOnce(): Promise<void> {
       const url = `http://127.0.0.1:${httpPort}`;
       const profile = i === 1 && values["cpu-prof"] !== undefined && runtime === "deno" &&
         !Deno.env.get("RAFTD_BIN");
-      const child = new Deno.Command(cmd[0], {
-        args: [
+      const v8Flags = runtime === "deno" && !Deno.env.get("RAFTD_BIN")
+        ? [
           ...(profile
             ? [
-              cmd[1],
-              cmd[2],
-              `--v8-flags=--prof,--prof-sampling-interval=200,--logfile=${
-                values["cpu-prof"]
-              }/v8-%p.log`,
+              "--prof",
+              "--prof-sampling-interval=200",
+              `--logfile=${values["cpu-prof"]}/v8-%p.log`,
             ]
-            : cmd.slice(1, 3)),
+            : []),
+          ...(values["v8-flags"] ?? RAFTD_V8_FLAGS).split(",").filter((f) => f !== ""),
+        ]
+        : [];
+      const child = new Deno.Command(cmd[0], {
+        args: [
+          ...cmd.slice(1, 3),
+          ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
           ...cmd.slice(3),
           "serve",
           "--id",

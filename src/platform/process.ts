@@ -362,6 +362,22 @@ export function writeTextFile(file: string, text: string): Promise<void> {
 }
 
 /**
+ * The V8 flags raftd's own processes run with on Deno (`deno task raftd`,
+ * `deno task demo`, the nodes `raftd demo` starts, `deno compile`): young
+ * generation semi-spaces of at most 1 MB. V8 otherwise grows them under load,
+ * which cost 5–11 MB of resident memory per node in the benchmarks
+ * (`bench/README.md`) and bought no throughput there. Bun's engine has no
+ * such setting.
+ *
+ * @example
+ * ```ts
+ * import { DENO_V8_FLAGS } from "./process.ts";
+ * console.log(`deno run -A --v8-flags=${DENO_V8_FLAGS} cli/main.ts serve`);
+ * ```
+ */
+export const DENO_V8_FLAGS = "--max-semi-space-size=1";
+
+/**
  * The command that runs the program whose entry module is `mainModuleUrl`
  * again: the executable itself when compiled (`bun build --compile`,
  * `deno compile`), otherwise the runtime with the script.
@@ -384,13 +400,22 @@ export function selfCommand(mainModuleUrl: string): { command: string; args: str
   if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };
   if (!mainModuleUrl.startsWith("file:")) {
     // Run from a registry (`deno run -A jsr:@raftd/raftd/cli demo`): run the same module again.
-    return { command: Deno.execPath(), args: ["run", "-A", mainModuleUrl] };
+    return {
+      command: Deno.execPath(),
+      args: ["run", "-A", `--v8-flags=${DENO_V8_FLAGS}`, mainModuleUrl],
+    };
   }
   const script = fileURLToPath(mainModuleUrl);
   const config = findConfig(path.dirname(script));
   return {
     command: Deno.execPath(),
-    args: ["run", "-A", ...(config ? ["--config", config] : []), script],
+    args: [
+      "run",
+      "-A",
+      `--v8-flags=${DENO_V8_FLAGS}`,
+      ...(config ? ["--config", config] : []),
+      script,
+    ],
   };
 }
 

@@ -4,6 +4,7 @@
  */
 
 import { strict as assert } from "node:assert";
+import { DENO_V8_FLAGS } from "../../src/platform/process.ts";
 import { cli, e2eTest, http, raftdCommand, sleep, waitFor } from "./helpers.ts";
 
 e2eTest("raftd --help, --version, <cmd> --help and usage errors", async () => {
@@ -126,6 +127,13 @@ e2eTest({
       assert.equal(r.text, "works");
       const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
       assert.equal(pids.length, 3);
+      if (command === Deno.execPath() && Deno.build.os === "linux") {
+        // From source on Deno the nodes run with raftd's V8 flags (a small young generation).
+        for (const pid of pids) {
+          const argv = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0");
+          assert.ok(argv.includes(`--v8-flags=${DENO_V8_FLAGS}`), argv.join(" "));
+        }
+      }
       child.kill("SIGINT");
       const status = await child.status;
       stopped = true;
