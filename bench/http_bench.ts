@@ -30,7 +30,7 @@
 import { benchArgs } from "./_args.ts";
 import { RawHttpConnection } from "./_http_client.ts";
 import { percentile } from "./_percentile.ts";
-import { DENO_V8_FLAGS as RAFTD_V8_FLAGS } from "../src/platform/process.ts";
+import { RAFTD_V8_FLAGS } from "../src/platform/process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

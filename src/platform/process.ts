@@ -371,11 +371,11 @@ export function writeTextFile(file: string, text: string): Promise<void> {
  *
  * @example
  * ```ts
- * import { DENO_V8_FLAGS } from "./process.ts";
- * console.log(`deno run -A --v8-flags=${DENO_V8_FLAGS} cli/main.ts serve`);
+ * import { RAFTD_V8_FLAGS } from "./process.ts";
+ * console.log(`deno run -A --v8-flags=${RAFTD_V8_FLAGS} cli/main.ts serve`);
  * ```
  */
-export const DENO_V8_FLAGS = "--max-semi-space-size=1";
+export const RAFTD_V8_FLAGS = "--max-semi-space-size=1";
 
 /**
  * The command that runs the program whose entry module is `mainModuleUrl`
@@ -402,7 +402,7 @@ export function selfCommand(mainModuleUrl: string): { command: string; args: str
     // Run from a registry (`deno run -A jsr:@raftd/raftd/cli demo`): run the same module again.
     return {
       command: Deno.execPath(),
-      args: ["run", "-A", `--v8-flags=${DENO_V8_FLAGS}`, mainModuleUrl],
+      args: ["run", "-A", `--v8-flags=${RAFTD_V8_FLAGS}`, mainModuleUrl],
     };
   }
   const script = fileURLToPath(mainModuleUrl);
@@ -412,7 +412,7 @@ export function selfCommand(mainModuleUrl: string): { command: string; args: str
     args: [
       "run",
       "-A",
-      `--v8-flags=${DENO_V8_FLAGS}`,
+      `--v8-flags=${RAFTD_V8_FLAGS}`,
       ...(config ? ["--config", config] : []),
       script,
     ],

@@ -183,10 +183,10 @@ Deno.test("deno publish --dry-run passes without a warning", async () => {
 Deno.test("the CLI run from a registry URL starts its children from the same URL", async () => {
   // `deno run -A jsr:@raftd/raftd/cli demo` runs main.ts from https://jsr.io/…; `demo`
   // starts three `serve` children with the same module.
-  const { DENO_V8_FLAGS, selfCommand } = await import("../../src/platform/process.ts");
+  const { RAFTD_V8_FLAGS, selfCommand } = await import("../../src/platform/process.ts");
   const url = "https://jsr.io/@raftd/raftd/0.1.0/cli/main.ts";
   assert.deepEqual(selfCommand(url), {
     command: Deno.execPath(),
-    args: ["run", "-A", `--v8-flags=${DENO_V8_FLAGS}`, url],
+    args: ["run", "-A", `--v8-flags=${RAFTD_V8_FLAGS}`, url],
   });
 });

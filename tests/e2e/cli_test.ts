@@ -4,7 +4,7 @@
  */
 
 import { strict as assert } from "node:assert";
-import { DENO_V8_FLAGS } from "../../src/platform/process.ts";
+import { RAFTD_V8_FLAGS } from "../../src/platform/process.ts";
 import { cli, e2eTest, http, raftdCommand, sleep, waitFor } from "./helpers.ts";
 
 e2eTest("raftd --help, --version, <cmd> --help and usage errors", async () => {
@@ -131,7 +131,7 @@ e2eTest({
         // From source on Deno the nodes run with raftd's V8 flags (a small young generation).
         for (const pid of pids) {
           const argv = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0");
-          assert.ok(argv.includes(`--v8-flags=${DENO_V8_FLAGS}`), argv.join(" "));
+          assert.ok(argv.includes(`--v8-flags=${RAFTD_V8_FLAGS}`), argv.join(" "));
         }
       }
       child.kill("SIGINT");
