@@ -180,6 +180,16 @@ Deno.test("deno publish --dry-run passes without a warning", async () => {
   assert.doesNotMatch(out.stdout + out.stderr, /^warning\[/m);
 });
 
+Deno.test("deno task raftd and demo run with raftd's V8 flags, as the README says", async () => {
+  const { RAFTD_V8_FLAGS } = await import("../../src/platform/process.ts");
+  const flag = `--v8-flags=${RAFTD_V8_FLAGS}`;
+  for (const task of ["raftd", "demo"]) {
+    assert.ok(config.tasks[task].includes(` ${flag} `), `task ${task}: ${config.tasks[task]}`);
+  }
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  assert.match(readme, new RegExp(`compile -A ${flag} `));
+});
+
 Deno.test("the CLI run from a registry URL starts its children from the same URL", async () => {
   // `deno run -A jsr:@raftd/raftd/cli demo` runs main.ts from https://jsr.io/…; `demo`
   // starts three `serve` children with the same module.
