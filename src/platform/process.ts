@@ -365,7 +365,7 @@ export function writeTextFile(file: string, text: string): Promise<void> {
  * The V8 flags raftd's own processes run with on Deno (`deno task raftd`,
  * `deno task demo`, the nodes `raftd demo` starts, `deno compile`): young
  * generation semi-spaces of at most 1 MB. V8 otherwise grows them under load,
- * which cost 5–11 MB of resident memory per node in the benchmarks
+ * which cost 5–15 MB of resident memory per node in the benchmarks
  * (`bench/README.md`) and bought no throughput there. Bun's engine has no
  * such setting.
  *
