@@ -398,24 +398,16 @@ export function selfCommand(mainModuleUrl: string): { command: string; args: str
     return { command: nodeProcess.execPath, args: [fileURLToPath(mainModuleUrl)] };
   }
   if (Deno.build.standalone) return { command: Deno.execPath(), args: [] };
+  const run = ["run", "-A", `--v8-flags=${RAFTD_V8_FLAGS}`];
   if (!mainModuleUrl.startsWith("file:")) {
     // Run from a registry (`deno run -A jsr:@raftd/raftd/cli demo`): run the same module again.
-    return {
-      command: Deno.execPath(),
-      args: ["run", "-A", `--v8-flags=${RAFTD_V8_FLAGS}`, mainModuleUrl],
-    };
+    return { command: Deno.execPath(), args: [...run, mainModuleUrl] };
   }
   const script = fileURLToPath(mainModuleUrl);
   const config = findConfig(path.dirname(script));
   return {
     command: Deno.execPath(),
-    args: [
-      "run",
-      "-A",
-      `--v8-flags=${RAFTD_V8_FLAGS}`,
-      ...(config ? ["--config", config] : []),
-      script,
-    ],
+    args: [...run, ...(config ? ["--config", config] : []), script],
   };
 }
 
